@@ -1,0 +1,19 @@
+"""llem: energy, throughput and latency of LLM inference, measured and kept queryable."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["__version__", "load_result"]
+
+
+def load_result(path: str | Path) -> Any:
+    """Load a result file of any supported format as its v3 model (see :mod:`llem.loader`)."""
+    from llem.loader import load_result as _load
+
+    return _load(path)

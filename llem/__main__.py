@@ -1,0 +1,5 @@
+"""``python -m llem``."""
+
+from llem.cli import main
+
+raise SystemExit(main())

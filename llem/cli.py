@@ -1,0 +1,57 @@
+"""The ``llem`` command line: parse, call one package function, print.
+
+Each sub-command lives in its own module under :mod:`llem.commands` and exposes
+``register(subparsers)``; the module adds its parser and sets ``func`` to a handler that takes
+the parsed arguments and returns an exit status. Errors llem raises on purpose
+(:class:`llem.errors.LlemError`) are printed as plain lines, never as tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from llem import __version__
+from llem.errors import LlemError
+
+EXIT_ERROR = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="llem",
+        description="Measure energy, throughput and latency of LLM inference; keep every "
+        "result in a queryable store.",
+    )
+    parser.add_argument("--version", action="version", version=f"llem {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    import llem.commands as commands_pkg
+
+    for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"llem.commands.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_ERROR
+    try:
+        return int(args.func(args) or 0)
+    except LlemError as exc:
+        for line in str(exc).splitlines() or ["unknown error"]:
+            print(f"llem: error: {line}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("llem: interrupted", file=sys.stderr)
+        return 130

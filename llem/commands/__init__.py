@@ -1,0 +1,1 @@
+"""One module per ``llem`` sub-command; each exposes ``register(subparsers)``."""

@@ -1,0 +1,18 @@
+"""Version numbers and fixed names shared across llem."""
+
+from __future__ import annotations
+
+#: Result schema written by this llem. v2 ("2.0.0") documents still load.
+SCHEMA_VERSION = "3.0.0"
+
+#: Result schema of the earlier tool, frozen; its JSON Schemas are exported beside v3.
+V2_SCHEMA_VERSION = "2.0.0"
+
+#: Base of the ``$id`` of every exported JSON Schema.
+SCHEMA_ID_BASE = "https://llem.dev/schemas"
+
+#: Names of experiments, campaigns and runs: safe as file names and Snakemake wildcards.
+SAFE_NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
+
+#: Default location of the result store.
+DEFAULT_STORE_PATH = "results/llem.duckdb"
