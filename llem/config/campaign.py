@@ -224,7 +224,7 @@ def _set_dotted(data: dict[str, Any], dotted: str, value: Any, source: str) -> N
 
 def _name_part(value: Any) -> str:
     text = str(value).lower() if isinstance(value, bool) else str(value)
-    text = _UNSAFE_CHARS.sub("-", text).strip("-")
+    text = _UNSAFE_CHARS.sub("-", text).strip("-.")
     return text or "x"
 
 

@@ -89,9 +89,10 @@ class EnvironmentMetadata(_Env):
     thermal: ThermalEnvironment = Field(
         default_factory=ThermalEnvironment, description="Thermal state at start."
     )
-    cpu: CPUEnvironment = Field(description="Host CPU.")
+    cpu: CPUEnvironment = Field(description="The host CPU and OS.")
     container: ContainerEnvironment = Field(
-        default_factory=ContainerEnvironment, description="Container detection."
+        default_factory=ContainerEnvironment,
+        description="Whether a container runtime was detected.",
     )
     collected_at: Timestamp = Field(description="When metadata was collected")
     gpus: list[GPUEnvironment] | None = Field(

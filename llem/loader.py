@@ -1,0 +1,249 @@
+"""Load any result file users hold, recognised by its shape, as a v3 model.
+
+Formats: v2 per-process, aggregated and multi-cycle ("2.0.0"); v3 of the same three
+("3.0.0"); and the earlier tool's later line ("2.0"/"3.0" with a top-level
+``measurement_config_hash``, which restarted the version numbers, so dispatch is on shape
+first). Each document is validated against the JSON Schema of its own format, then converted
+to the v3 model. v3-only fields of older documents stay null; the original document is kept on
+the :class:`LoadedResult` for the store.
+
+Every failure is a :class:`~llem.errors.ResultLoadError` whose message is one line naming the
+file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from llem.constants import SCHEMA_VERSION, V2_SCHEMA_VERSION
+from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
+from llem.errors import ResultLoadError
+from llem.schema import validate_document
+
+ResultModel = RawProcessResult | AggregatedResult | MultiCycleResult
+
+_V3_MODELS: dict[str, type[ResultModel]] = {
+    "raw": RawProcessResult,
+    "aggregated": AggregatedResult,
+    "multi_cycle": MultiCycleResult,
+}
+_LATER_LINE_VERSIONS = ("2.0", "3.0")
+
+#: Marks energy of v2 imports: the earlier tool did not record its source per figure.
+UNRECORDED_SOURCE = "unrecorded"
+
+
+@dataclass(frozen=True)
+class LoadedResult:
+    """A validated result document and its v3 model."""
+
+    path: str
+    format: str
+    schema_version: str
+    document: dict[str, Any]
+    content_sha256: str
+    model: ResultModel
+
+
+def load_result(path: str | Path) -> ResultModel:
+    """The v3 model of a result file of any supported format."""
+    return read_result(path).model
+
+
+def read_result(path: str | Path) -> LoadedResult:
+    """Read, recognise, validate and convert one result file."""
+    source = str(path)
+    try:
+        content = Path(path).read_bytes()
+    except OSError as exc:
+        raise ResultLoadError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+    try:
+        document = json.loads(content.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise ResultLoadError(f"{source}: not UTF-8 text: {exc.reason}") from exc
+    except json.JSONDecodeError as exc:
+        what = "truncated JSON" if exc.pos >= len(content.rstrip()) else "invalid JSON"
+        raise ResultLoadError(
+            f"{source}: {what} at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from exc
+    return parse_document(document, source, content)
+
+
+def parse_document(
+    document: Any, source: str = "<document>", content: bytes | None = None
+) -> LoadedResult:
+    """Recognise, validate and convert an already parsed JSON document."""
+    fmt = detect_format(document, source)
+    errors = validate_document(document, fmt)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ResultLoadError(f"{source}: {format_label(fmt)}: {errors[0]}{more}")
+    try:
+        model = _to_v3(document, fmt)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+        raise ResultLoadError(f"{source}: {format_label(fmt)}: {loc}: {first['msg']}") from exc
+    if content is None:
+        content = json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    return LoadedResult(
+        path=source,
+        format=fmt,
+        schema_version=str(document.get("schema_version", V2_SCHEMA_VERSION)),
+        document=document,
+        content_sha256=hashlib.sha256(content).hexdigest(),
+        model=model,
+    )
+
+
+def detect_format(document: Any, source: str = "<document>") -> str:
+    """The format of a document by shape and version; a clear error when it is no result."""
+    if not isinstance(document, dict):
+        kind = type(document).__name__.replace("dict", "object").replace("list", "array")
+        raise ResultLoadError(f"{source}: not a result document (top level is a JSON {kind})")
+    version = document.get("schema_version")
+    if "measurement_config_hash" in document:
+        if version not in _LATER_LINE_VERSIONS:
+            raise ResultLoadError(
+                f"{source}: unknown schema version {version!r} for a result with "
+                "measurement_config_hash (known: '2.0', '3.0')"
+            )
+        return "later_line"
+    shape = _shape(document)
+    if shape is None:
+        raise ResultLoadError(
+            f"{source}: not a result document (no per-process, aggregated or multi-cycle "
+            "result fields)"
+        )
+    if version is None or version == V2_SCHEMA_VERSION:
+        return f"v2_{shape}"
+    if version == SCHEMA_VERSION:
+        return f"v3_{shape}"
+    raise ResultLoadError(
+        f"{source}: unknown schema version {version!r} (llem reads {V2_SCHEMA_VERSION}, "
+        f"{SCHEMA_VERSION} and the later line '2.0'/'3.0')"
+    )
+
+
+def format_label(fmt: str) -> str:
+    """Human name of a format, e.g. 'v2 aggregated result'."""
+    if fmt == "later_line":
+        return "later-line result"
+    version, _, shape = fmt.partition("_")
+    return f"{version} {shape.replace('_', '-')} result"
+
+
+def _shape(document: dict[str, Any]) -> str | None:
+    if "cycle_results" in document or "statistics" in document:
+        return "multi_cycle"
+    if "aggregation" in document or "total_energy_j" in document:
+        return "aggregated"
+    if "process_index" in document or "timestamps" in document:
+        return "raw"
+    return None
+
+
+def _to_v3(document: dict[str, Any], fmt: str) -> ResultModel:
+    if fmt == "later_line":
+        return upgrade_later_line(document)
+    version, _, shape = fmt.partition("_")
+    model_cls = _V3_MODELS[shape]
+    if version == "v3":
+        return model_cls.model_validate(document)
+    return upgrade_v2(document, shape)
+
+
+def upgrade_v2(document: dict[str, Any], shape: str) -> ResultModel:
+    """v2 -> v3: same fields; v3-only fields null; energy recorded as 0 by a failed tracker
+    becomes null with the reason."""
+    data = dict(document, schema_version=SCHEMA_VERSION)
+    if shape == "raw":
+        return RawProcessResult.model_validate(_upgrade_v2_raw(data))
+    if shape == "aggregated":
+        return AggregatedResult.model_validate(_upgrade_v2_aggregated(data))
+    cycles = [_upgrade_v2_aggregated(dict(c, schema_version=SCHEMA_VERSION))
+              for c in data.get("cycle_results", [])]
+    return MultiCycleResult.model_validate(dict(data, cycle_results=cycles))
+
+
+def _upgrade_v2_raw(data: dict[str, Any]) -> dict[str, Any]:
+    energy = dict(data.get("energy_metrics", {}))
+    inference = data.get("inference_metrics", {})
+    out = dict(data, schema_version=SCHEMA_VERSION)
+    # Before 2025-12-21 v2 files had no names; v2 read them as empty strings.
+    out.setdefault("config_name", "")
+    out.setdefault("model_name", "")
+    if data.get("energy_tracking_failed"):
+        energy["total_energy_j"] = None
+        energy["unavailable_reason"] = "energy tracking failed in the earlier tool"
+        out["energy_unavailable_reason"] = energy["unavailable_reason"]
+    energy.setdefault("energy_source", UNRECORDED_SOURCE)
+    out["energy_metrics"] = energy
+    out["energy_source"] = UNRECORDED_SOURCE
+    out["output_tokens"] = inference.get("output_tokens")
+    return out
+
+
+def _upgrade_v2_aggregated(data: dict[str, Any]) -> dict[str, Any]:
+    processes = [_upgrade_v2_raw(p) for p in data.get("process_results", [])]
+    out = dict(data, process_results=processes, energy_source=UNRECORDED_SOURCE)
+    if data.get("energy_tracking_failed"):
+        out["total_energy_j"] = None
+        out["avg_energy_per_token_j"] = None
+        out["energy_unavailable_reason"] = "energy tracking failed in the earlier tool"
+    if processes:
+        out["output_tokens"] = sum(p["output_tokens"] or 0 for p in processes)
+        names = {p.get("model_name") for p in processes if p.get("model_name")}
+        if len(names) == 1:
+            out["model_name"] = names.pop()
+    return out
+
+
+def upgrade_later_line(document: dict[str, Any]) -> AggregatedResult:
+    """The later line's result -> v3 AggregatedResult (its extra keys stay in the original)."""
+    d = document
+    config = d.get("effective_config") or {}
+    env = (d.get("environment_snapshot") or {}).get("hardware")
+    snapshot = d.get("environment_snapshot") or {}
+    if env is not None:
+        env = dict(env)
+        env["software"] = {
+            "python_version": snapshot.get("python_version"),
+            "llem_version": None,
+        }
+    model_name = d.get("model_name") or (
+        config.get("model") if isinstance(config.get("model"), str) else None
+    )
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "experiment_id": d["experiment_id"],
+        "backend": d.get("backend") or d.get("engine") or "pytorch",
+        "backend_version": d.get("backend_version") or d.get("engine_version"),
+        "aggregation": d.get("aggregation") or {"method": "single_process", "num_processes": 1},
+        "total_tokens": d["total_tokens"],
+        "total_energy_j": d.get("total_energy_j"),
+        "total_inference_time_sec": d["total_inference_time_sec"],
+        "avg_tokens_per_second": d["avg_tokens_per_second"],
+        "avg_energy_per_token_j": d.get("avg_energy_per_token_j"),
+        "total_flops": d["total_flops"],
+        "start_time": d["start_time"],
+        "end_time": d["end_time"],
+        "effective_config": config,
+        "latency_stats": d.get("latency_stats"),
+        "extended_metrics": d.get("extended_metrics") or {},
+        "environment": env,
+        "energy_breakdown": d.get("energy_breakdown"),
+        "thermal_throttle": d.get("thermal_throttle"),
+        "timeseries_path": d.get("timeseries"),
+        "model_name": model_name,
+        "config_hash": d.get("measurement_config_hash"),
+        "energy_source": UNRECORDED_SOURCE,
+        "measurement_warnings": d.get("measurement_warnings"),
+    }
+    return AggregatedResult.model_validate(data)
