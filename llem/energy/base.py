@@ -79,6 +79,11 @@ class EnergySource(abc.ABC):
 
     #: Label written to results as ``energy_source`` (e.g. "nvml_counter", "rapl").
     name: str = "abstract"
+    #: True when :meth:`sample` reports clock-event (throttle) reasons.
+    reports_clock_events: bool = False
+    #: True when energy stays correct only if something reads the source regularly
+    #: (polled-power integration, counters that wrap): the window then always samples.
+    needs_regular_reads: bool = False
 
     @property
     @abc.abstractmethod
@@ -95,6 +100,10 @@ class EnergySource(abc.ABC):
             DeviceSample(device_id=r.device_id, timestamp_sec=r.timestamp_sec, energy_j=r.energy_j)
             for r in self.read_energy()
         ]
+
+    def device_source(self, device: DeviceInfo) -> str:
+        """The ``energy_source`` label of one device (a source may mix methods)."""
+        return self.name
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release vendor handles."""

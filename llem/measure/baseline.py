@@ -1,0 +1,341 @@
+"""Idle (baseline) power: measured with a CUDA context alive, cached on disk, subtracted over
+the measured window only.
+
+A context alone adds tens of watts on HBM GPUs, so the baseline is taken with one alive. Each
+device's mean power is its counter difference over its own read interval; the sampler ticks
+in between keep polled-power integration and counter wrap handling fed. Snakemake jobs are
+separate processes, so the cache lives on disk: one file per host and device, valid for
+``cache_ttl_sec``. ``adjusted_j = max(0, raw_j - baseline_power_w x window seconds)``, where the
+seconds are each device's own measured interval, never model load or warmup.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from llem.config.models import BaselineConfig, EnergyConfig
+from llem.domain.metrics import EnergyBreakdown
+from llem.domain.types import Timestamp
+from llem.energy.select import EnergySelection, open_energy_source
+from llem.errors import MeasurementError
+from llem.io import write_json_atomic
+from llem.measure.window import WindowResult
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class DeviceBaseline(BaseModel):
+    """Idle power of one device."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    device_id: str = Field(description="GPU UUID, or e.g. 'rapl:package-0'.")
+    kind: str = Field(description="gpu, cpu, dram or host.")
+    power_w: float = Field(description="Mean idle power over the baseline interval, W.")
+    duration_sec: float = Field(description="The device's own read interval, s.")
+    source: str = Field(description="Energy source of the measurement.")
+    measured_at: Timestamp = Field(description="When the measurement ended (UTC).")
+    host: str | None = Field(default=None, description="Host it was measured on.")
+
+
+class BaselineRecord(BaseModel):
+    """Contents of ``baseline.json``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    method: Literal["fresh", "cached", "unavailable"] = Field(
+        description="fresh (measured now), cached (from the on-disk cache) or unavailable."
+    )
+    power_w: float | None = Field(
+        default=None, description="Total idle power of the devices, W; null when unavailable."
+    )
+    devices: list[DeviceBaseline] = Field(default_factory=list, description="Per device.")
+    host: str | None = Field(default=None, description="Host name.")
+    timestamp: Timestamp | None = Field(
+        default=None, description="When the (oldest) device baseline was measured (UTC)."
+    )
+    cache_age_sec: float | None = Field(
+        default=None, description="Age of the cached baseline when used, s (cached only)."
+    )
+    duration_sec: float | None = Field(default=None, description="Configured duration, s.")
+    sample_interval_ms: int | None = Field(default=None, description="Sampling interval, ms.")
+    sample_count: int = Field(default=0, description="Sampler ticks taken (fresh only).")
+    energy_source: str = Field(default="none", description="Energy source used.")
+    cuda_context: bool | None = Field(
+        default=None, description="Whether a CUDA context was alive while measuring."
+    )
+    required: bool = Field(default=False, description="baseline.required of the config.")
+    unavailable_reason: str | None = Field(
+        default=None, description="Why no baseline was measured, when it was not."
+    )
+    warnings: list[str] = Field(default_factory=list, description="Measurement warnings.")
+
+    @property
+    def device_ids(self) -> list[str]:
+        return [d.device_id for d in self.devices]
+
+    def power_of(self, device_id: str) -> float | None:
+        for d in self.devices:
+            if d.device_id == device_id:
+                return d.power_w
+        return None
+
+    def check_devices(self, device_ids: list[str], host: str | None = None) -> None:
+        """Refuse a baseline measured on other devices than ``device_ids`` (a foreign one).
+
+        A baseline may cover more devices than one process meters (each rank meters its own
+        GPU); every metered device must be in it. Host-bound ids (RAPL) also need the host.
+        """
+        if self.method == "unavailable":
+            return
+        missing = [d for d in device_ids if d not in self.device_ids]
+        if missing:
+            raise MeasurementError(
+                f"baseline was measured on {', '.join(self.device_ids) or 'no device'}, not on "
+                f"{', '.join(missing)}: a foreign baseline (another node or GPU?); measure the "
+                "baseline on the same node and GPUs"
+            )
+        host_bound = [d for d in device_ids if not d.startswith(("GPU-", "MIG-"))]
+        if host_bound and host and self.host and host != self.host:
+            raise MeasurementError(
+                f"baseline was measured on host {self.host}, this is {host}: a foreign baseline"
+            )
+
+    def raise_if_required(self) -> None:
+        """``baseline.required: true`` makes an unavailable baseline an error."""
+        if self.required and self.method == "unavailable":
+            raise MeasurementError(
+                f"baseline required but unavailable: {self.unavailable_reason}"
+            )
+
+
+def default_cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``$LLEM_CACHE_DIR/baselines``, else ``~/.cache/llem/baselines``."""
+    env = os.environ if environ is None else environ
+    root = env.get("LLEM_CACHE_DIR")
+    return Path(root) / "baselines" if root else Path.home() / ".cache" / "llem" / "baselines"
+
+
+def read_baseline(path: str | Path) -> BaselineRecord:
+    """Load ``baseline.json``; a missing or malformed file is a MeasurementError."""
+    path = Path(path)
+    try:
+        return BaselineRecord.model_validate_json(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise MeasurementError(f"{path}: cannot read baseline: {exc.strerror or exc}") from exc
+    except ValidationError as exc:
+        raise MeasurementError(f"{path}: not a baseline record: {exc.errors()[0]['msg']}") from exc
+
+
+def write_baseline(record: BaselineRecord, path: str | Path) -> None:
+    """Write ``baseline.json`` atomically."""
+    write_json_atomic(path, record.model_dump(mode="json"))
+
+
+def _cache_path(cache_dir: Path, host: str, device_id: str) -> Path:
+    return cache_dir / f"{_UNSAFE.sub('_', host)}__{_UNSAFE.sub('_', device_id)}.json"
+
+
+def _cached(
+    cache_dir: Path, host: str, device_id: str, source: str, ttl_sec: float, now: datetime
+) -> tuple[DeviceBaseline, float] | None:
+    """A valid cache entry and its age, else None (missing, expired, other device or source)."""
+    path = _cache_path(cache_dir, host, device_id)
+    try:
+        entry = DeviceBaseline.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValidationError, ValueError):
+        return None
+    if entry.device_id != device_id or entry.host != host or entry.source != source:
+        return None
+    measured = entry.measured_at
+    if measured.tzinfo is None:
+        return None
+    age = (now - measured).total_seconds()
+    if age < 0 or age > ttl_sec:
+        return None
+    return entry, age
+
+
+def measure_baseline(
+    baseline_cfg: BaselineConfig,
+    selection: EnergySelection | None = None,
+    *,
+    energy_cfg: EnergyConfig | None = None,
+    cuda_device_indices: list[int] | None = None,
+    cache_dir: str | Path | None = None,
+    host: str | None = None,
+    use_cache: bool = True,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], datetime] | None = None,
+    keep_cuda_context: Callable[[list[int]], bool | None] | None = None,
+) -> BaselineRecord:
+    """Measure (or take from the cache) the idle power of the devices a job uses.
+
+    Pass an open ``selection``, or ``energy_cfg`` and ``cuda_device_indices`` to open (and
+    close) one here. Never raises for an unmeasurable baseline: the record says
+    ``unavailable`` with the reason (see :meth:`BaselineRecord.raise_if_required`).
+    """
+    wall = wall_clock or (lambda: datetime.now(UTC))
+    host = host or socket.gethostname()
+    indices = list(cuda_device_indices or [])
+    common = {
+        "host": host,
+        "duration_sec": baseline_cfg.duration_sec,
+        "sample_interval_ms": baseline_cfg.sample_interval_ms,
+        "required": baseline_cfg.required,
+    }
+    if not baseline_cfg.enabled:
+        return BaselineRecord(method="unavailable", unavailable_reason="baseline switched off "
+                              "(baseline.enabled: false)", **{**common, "required": False})
+    own = selection is None
+    if selection is None:
+        selection = open_energy_source(energy_cfg or EnergyConfig(), indices, clock=clock)
+    try:
+        source = selection.source
+        if source is None:
+            return BaselineRecord(method="unavailable", energy_source=selection.name,
+                                  unavailable_reason=selection.unavailable_reason, **common)
+        if selection.name == "estimate":
+            return BaselineRecord(method="unavailable", energy_source="estimate",
+                                  unavailable_reason="an estimate has no idle power to "
+                                  "measure", **common)
+        devices = source.devices
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        if use_cache:
+            now = wall()
+            hits = [_cached(cache, host, d.device_id, source.device_source(d),
+                            baseline_cfg.cache_ttl_sec, now) for d in devices]
+            if devices and all(h is not None for h in hits):
+                entries = [h[0] for h in hits if h is not None]
+                ages = [h[1] for h in hits if h is not None]
+                oldest = min(e.measured_at for e in entries)
+                return BaselineRecord(
+                    method="cached", power_w=sum(e.power_w for e in entries), devices=entries,
+                    timestamp=oldest, cache_age_sec=max(ages), energy_source=selection.name,
+                    **common)
+
+        context: bool | None = None
+        warnings: list[str] = []
+        if any(d.kind == "gpu" for d in devices):
+            context = (keep_cuda_context or keep_cuda_context_alive)(indices)
+            if not context:
+                warnings.append("no CUDA context was alive while measuring: the baseline may "
+                                "be low by the context's idle draw")
+        try:
+            start = source.read_energy()
+            t_begin = clock()
+            interval = baseline_cfg.sample_interval_ms / 1000.0
+            ticks = 0
+            next_t = t_begin
+            while True:
+                next_t += interval
+                if next_t > t_begin + baseline_cfg.duration_sec:
+                    break
+                sleep(max(0.0, next_t - clock()))
+                source.sample()
+                ticks += 1
+            sleep(max(0.0, t_begin + baseline_cfg.duration_sec - clock()))
+            end = source.read_energy()
+        except Exception as exc:
+            return BaselineRecord(method="unavailable", energy_source=selection.name,
+                                  unavailable_reason=f"baseline measurement failed: {exc}",
+                                  **common)
+        measured_at = wall()
+        ends = {r.device_id: r for r in end}
+        entries = []
+        for dev, s in zip(devices, start, strict=True):
+            e = ends[dev.device_id]
+            dt = e.timestamp_sec - s.timestamp_sec
+            if dt <= 0 or e.energy_j < s.energy_j:
+                return BaselineRecord(method="unavailable", energy_source=selection.name,
+                                      unavailable_reason=f"{dev.device_id}: no usable energy "
+                                      "difference over the baseline interval", **common)
+            entries.append(DeviceBaseline(
+                device_id=dev.device_id, kind=dev.kind, power_w=(e.energy_j - s.energy_j) / dt,
+                duration_sec=dt, source=source.device_source(dev), measured_at=measured_at,
+                host=host))
+        for entry in entries:
+            try:
+                write_json_atomic(_cache_path(cache, host, entry.device_id),
+                                  entry.model_dump(mode="json"))
+            except OSError as exc:
+                warnings.append(f"baseline cache not written ({cache}): {exc}")
+                break
+        return BaselineRecord(
+            method="fresh", power_w=sum(e.power_w for e in entries), devices=entries,
+            timestamp=measured_at, cache_age_sec=None, sample_count=ticks,
+            energy_source=selection.name, cuda_context=context, warnings=warnings, **common)
+    finally:
+        if own:
+            selection.close()
+
+
+def keep_cuda_context_alive(cuda_device_indices: list[int]) -> bool | None:
+    """Create a CUDA context on each GPU (kept for the process's life); None without CUDA."""
+    if not cuda_device_indices:
+        return None
+    try:
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        for index in cuda_device_indices:
+            torch.zeros(1, device=f"cuda:{index}")
+            torch.cuda.synchronize(index)
+        return True
+    except Exception:
+        return None
+
+
+def energy_breakdown(
+    window: WindowResult, baseline: BaselineRecord | None
+) -> EnergyBreakdown | None:
+    """Raw, baseline and adjusted energy of a window; None when its energy is unmeasured.
+
+    Raises MeasurementError for a baseline measured on other devices.
+    """
+    if window.total_energy_j is None:
+        return None
+    raw = window.total_energy_j
+    if baseline is None:
+        return EnergyBreakdown(raw_j=raw)
+    if baseline.method == "unavailable":
+        return EnergyBreakdown(raw_j=raw, baseline_method="unavailable")
+    device_ids = [d.device_id for d in window.device_energy]
+    baseline.check_devices(device_ids)
+    baseline_j = 0.0
+    baseline_w = 0.0
+    for dw in window.device_windows:
+        power_w = baseline.power_of(dw.device_id)
+        assert power_w is not None  # check_devices guarantees it
+        seconds = dw.duration_sec if dw.duration_sec is not None else window.duration_sec
+        baseline_j += power_w * seconds
+        baseline_w += power_w
+    return EnergyBreakdown(
+        raw_j=raw,
+        adjusted_j=max(0.0, raw - baseline_j),
+        baseline_power_w=baseline_w,
+        baseline_method=baseline.method,
+        baseline_timestamp=baseline.timestamp,
+        baseline_cache_age_sec=baseline.cache_age_sec,
+    )
+
+
+def baseline_summary(record: BaselineRecord) -> str:
+    """One line for logs."""
+    if record.method == "unavailable":
+        return f"baseline unavailable: {record.unavailable_reason}"
+    age = f", {record.cache_age_sec:.0f} s old" if record.cache_age_sec is not None else ""
+    return (f"baseline {record.method}: {record.power_w:.1f} W idle over "
+            f"{len(record.devices)} device(s) ({record.energy_source}{age})")
+

@@ -1,0 +1,1 @@
+"""Stand-ins for hardware interfaces (NVML, powercap sysfs) replaying scripted traces."""
