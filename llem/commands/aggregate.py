@@ -1,0 +1,29 @@
+"""``llem aggregate``: combine an experiment's ranks (and cycles) into its result.json."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "aggregate",
+        help="Combine cycle_*/raw/process_*.json into a schema-validated result.json.",
+    )
+    parser.add_argument("--spec", type=Path, required=True, help="Experiment spec (JSON).")
+    parser.add_argument("--exp-dir", type=Path, required=True,
+                        help="Experiment folder holding cycle_<k>/ folders.")
+    parser.add_argument("--out", type=Path, required=True, help="result.json to write.")
+    parser.set_defaults(func=_aggregate)
+
+
+def _aggregate(args: argparse.Namespace) -> int:
+    from llem.aggregate import aggregate_experiment, write_result
+    from llem.config.campaign import read_experiment_spec
+
+    spec = read_experiment_spec(args.spec)
+    result = aggregate_experiment(spec, args.exp_dir)
+    write_result(result, args.out)
+    print(args.out)
+    return 0

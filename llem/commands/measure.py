@@ -1,0 +1,54 @@
+"""``llem measure``: warm up and measure one experiment cycle (launches torchrun for N > 1)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "measure",
+        help="Warm up and run one cycle of an experiment under a measurement window.",
+    )
+    parser.add_argument("--spec", type=Path, required=True, help="Experiment spec (JSON).")
+    parser.add_argument("--environment", type=Path,
+                        help="environment.json of this job (collected now if omitted).")
+    parser.add_argument("--baseline", type=Path,
+                        help="baseline.json of this job's devices (no baseline if omitted).")
+    parser.add_argument("--models-dir", type=Path, default=Path("resources/models"),
+                        help="Prepared models folder (default resources/models).")
+    parser.add_argument("--out-dir", type=Path, required=True,
+                        help="Cycle folder: warmup.json, raw/, timeseries/ go here.")
+    parser.add_argument("--cycle", type=int, default=0, help="Cycle index, from 0.")
+    parser.add_argument("--rank-worker", action="store_true",
+                        help=argparse.SUPPRESS)  # set by the torchrun launch
+    parser.set_defaults(func=_measure)
+
+
+def _measure(args: argparse.Namespace) -> int:
+    from llem.config.campaign import read_experiment_spec
+    from llem.inference.distributed import RankInfo, launch_workers
+    from llem.inference.runner import MeasureInputs, measure
+
+    spec = read_experiment_spec(args.spec)
+    processes = spec.config.num_processes
+    if processes > 1 and not args.rank_worker:
+        worker_args = ["measure", "--spec", str(args.spec), "--models-dir", str(args.models_dir),
+                       "--out-dir", str(args.out_dir), "--cycle", str(args.cycle),
+                       "--rank-worker"]
+        if args.environment is not None:
+            worker_args += ["--environment", str(args.environment)]
+        if args.baseline is not None:
+            worker_args += ["--baseline", str(args.baseline)]
+        return launch_workers(processes, worker_args)
+    inputs = MeasureInputs(
+        spec=spec, models_dir=args.models_dir, out_dir=args.out_dir, cycle=args.cycle,
+        environment_path=args.environment, baseline_path=args.baseline,
+    )
+    raw = measure(inputs, RankInfo.from_env() if args.rank_worker else RankInfo())
+    energy_j = raw.energy_metrics.total_energy_j
+    energy = "unmeasured" if energy_j is None else f"{energy_j:.3f} J"
+    print(f"{raw.output_tokens} output tokens, {raw.output_tokens_per_second:.1f} tok/s, "
+          f"energy {energy}")
+    return 0

@@ -1,0 +1,6 @@
+"""Inference: model resolution and preparation, prompts, batching, generation and the measured run.
+
+Importing this package is cheap: torch and transformers are imported inside the functions
+that need them, so the workflow can call :func:`llem.inference.models.model_key` for many
+experiments while it builds its job graph.
+"""

@@ -1,0 +1,141 @@
+"""The measured run end to end on a tiny model: files, counts, repeats, warmup, baselines."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from llem.config.campaign import make_spec, parse_experiment, write_experiment_spec
+from llem.domain.experiment import RawProcessResult
+from llem.domain.metrics import WarmupResult
+from llem.errors import MeasurementError
+from llem.inference.loading import LoadedModel
+from llem.inference.runner import MeasureInputs, measure
+from llem.inference.tiny import build_tiny_model
+
+MAX_NEW = 6
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("runner") / "llama")
+
+
+def _spec(tiny: Path, **overrides: Any):
+    data: dict[str, Any] = {
+        "config_name": "tiny",
+        "model_name": str(tiny),
+        "device": "cpu",
+        "prompts": {"num_prompts": 6},
+        "batching": {"batch_size": 2},
+        "decoder": {"max_output_tokens": MAX_NEW, "min_output_tokens": MAX_NEW},
+        "energy": {"backend": "estimate", "cpu_tdp_w": 50.0, "min_window_sec": 0.0},
+        "warmup": {"convergence_detection": False, "max_prompts": 3, "window_size": 3,
+                   "min_prompts": 3},
+    }
+    for key, value in overrides.items():
+        data[key] = {**data.get(key, {}), **value} if isinstance(value, dict) else value
+    return make_spec(parse_experiment(data), "camp", "run1")
+
+
+def _count_forwards(counter: list[int]):
+    def attach(loaded: LoadedModel) -> None:
+        loaded.model.register_forward_hook(lambda *_: counter.append(1))
+
+    return attach
+
+
+def test_measure_writes_every_file_with_exact_counts(tiny: Path, tmp_path: Path) -> None:
+    spec = _spec(tiny, timeseries={"enabled": True, "save": True, "sample_interval_ms": 50})
+    out = tmp_path / "cycle_0"
+    raw = measure(MeasureInputs(spec=spec, models_dir=tmp_path / "models", out_dir=out),
+                  log=lambda _m: None)
+    on_disk = RawProcessResult.model_validate_json((out / "raw" / "process_0.json").read_text())
+    assert (out / "raw" / "process_0.done").is_file()
+    assert WarmupResult.model_validate_json((out / "warmup.json").read_text()).mode == "fixed"
+    assert (out / "raw" / on_disk.timeseries_path).resolve() == (
+        out / "timeseries" / "process_0.parquet"
+    ).resolve()
+    assert on_disk.output_tokens == raw.output_tokens == 6 * MAX_NEW  # fixed-length decode
+    assert on_disk.inference_metrics.input_tokens > 0
+    assert on_disk.inference_metrics.total_tokens == (
+        on_disk.inference_metrics.input_tokens + on_disk.output_tokens
+    )
+    assert on_disk.config_hash == spec.config_hash and on_disk.experiment_id == "camp/run1/tiny"
+    assert on_disk.model_source is not None and on_disk.model_source.obtained == "local"
+    assert on_disk.energy_source == "estimate" and on_disk.energy_metrics.total_energy_j
+    assert on_disk.energy_per_output_token_j == pytest.approx(
+        on_disk.energy_metrics.total_energy_j / on_disk.output_tokens
+    )
+    assert on_disk.measured_window is not None and on_disk.measured_window.prompt_set_repeats == 1
+    assert on_disk.latency_stats is not None and on_disk.latency_stats.ttft_samples == 6
+    flops = on_disk.compute_metrics
+    assert flops.flops_prefill is not None and flops.flops_decode is not None
+    assert flops.flops_total == pytest.approx(flops.flops_prefill + flops.flops_decode)
+    phases = on_disk.phase_energy
+    assert phases is not None and phases.prefill_time_sec > 0 and phases.decode_time_sec > 0
+    assert phases.prefill_time_sec + phases.decode_time_sec <= on_disk.timestamps.duration_sec
+
+
+def test_warmup_really_runs_on_the_model(tiny: Path, tmp_path: Path) -> None:
+    with_warmup: list[int] = []
+    without: list[int] = []
+    measure(MeasureInputs(spec=_spec(tiny), models_dir=tmp_path, out_dir=tmp_path / "a"),
+            log=lambda _m: None, on_loaded=_count_forwards(with_warmup))
+    spec = _spec(tiny, warmup={"enabled": False})
+    measure(MeasureInputs(spec=spec, models_dir=tmp_path, out_dir=tmp_path / "b"),
+            log=lambda _m: None, on_loaded=_count_forwards(without))
+    # fixed-length decode: every generate call is exactly MAX_NEW forward passes;
+    # 3 measured batches, plus 3 warmup iterations of the same batch shape
+    assert len(without) == 3 * MAX_NEW
+    assert len(with_warmup) == (3 + 3) * MAX_NEW
+
+
+def test_short_prompt_sets_repeat_until_the_minimum_window(tiny: Path, tmp_path: Path) -> None:
+    spec = _spec(tiny, energy={"min_window_sec": 0.5}, warmup={"enabled": False})
+    raw = measure(MeasureInputs(spec=spec, models_dir=tmp_path, out_dir=tmp_path / "c"),
+                  log=lambda _m: None)
+    window = raw.measured_window
+    assert window is not None and window.prompt_set_repeats > 1
+    assert raw.timestamps.duration_sec >= 0.5 and not window.below_minimum
+    assert raw.output_tokens == window.prompt_set_repeats * 6 * MAX_NEW
+
+
+def test_unmeasured_energy_is_null_with_a_reason(tiny: Path, tmp_path: Path) -> None:
+    spec = _spec(tiny, energy={"backend": "none", "cpu_tdp_w": None}, warmup={"enabled": False})
+    raw = measure(MeasureInputs(spec=spec, models_dir=tmp_path, out_dir=tmp_path / "d"),
+                  log=lambda _m: None)
+    assert raw.energy_metrics.total_energy_j is None and raw.energy_tracking_failed
+    assert raw.energy_per_output_token_j is None and raw.energy_unavailable_reason
+    assert raw.phase_energy is not None and raw.phase_energy.prefill_energy_j is None
+
+
+def test_a_foreign_baseline_is_refused(tiny: Path, tmp_path: Path) -> None:
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({
+        "method": "fresh", "power_w": 30.0, "host": "elsewhere", "energy_source": "nvml_counter",
+        "devices": [{"device_id": "GPU-other", "kind": "gpu", "power_w": 30.0,
+                     "duration_sec": 5.0, "source": "nvml_counter",
+                     "measured_at": "2026-01-01T00:00:00Z"}],
+    }))
+    spec = _spec(tiny, warmup={"enabled": False})
+    with pytest.raises(MeasurementError, match="foreign baseline"):
+        measure(MeasureInputs(spec=spec, models_dir=tmp_path, out_dir=tmp_path / "e",
+                              baseline_path=baseline), log=lambda _m: None)
+    assert not (tmp_path / "e" / "raw" / "process_0.done").exists()
+
+
+def test_measure_cli_runs_one_cycle(tiny: Path, tmp_path: Path) -> None:
+    from llem.cli import main
+
+    spec_path = tmp_path / "spec.json"
+    write_experiment_spec(_spec(tiny, warmup={"enabled": False}), spec_path)
+    out = tmp_path / "exp" / "cycle_1"
+    code = main(["measure", "--spec", str(spec_path), "--models-dir", str(tmp_path / "m"),
+                 "--out-dir", str(out), "--cycle", "1"])
+    assert code == 0
+    raw = RawProcessResult.model_validate_json((out / "raw" / "process_0.json").read_text())
+    assert raw.cycle_id == 1 and raw.cycle_run_info["cycle_id"] == 1
