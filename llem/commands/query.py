@@ -1,0 +1,35 @@
+"""``llem query``: run SQL over the store, read-only."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from llem.commands._store_args import add_store_options, notify
+from llem.store import QUERY_FORMATS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "query",
+        help="Run SQL over the result store (read-only).",
+        description="Run one SQL statement over the store, opened read-only. Tables: "
+        "results, process_results, cycle_statistics, timeseries, documents, ingest_batches, "
+        "store_meta; views: latest_results, results_flat.",
+    )
+    parser.add_argument("sql", metavar="SQL", help="The statement; '-' reads it from stdin.")
+    add_store_options(parser)
+    parser.add_argument(
+        "--format", choices=QUERY_FORMATS, default="table", help="Output format (default: table)."
+    )
+    parser.set_defaults(func=_query)
+
+
+def _query(args: argparse.Namespace) -> int:
+    from llem.store.formatting import render
+    from llem.store.query import run_query
+
+    sql = sys.stdin.read() if args.sql == "-" else args.sql
+    result = run_query(args.store, sql, lock_timeout_sec=args.lock_timeout_sec, notify=notify)
+    sys.stdout.write(render(result, args.format))
+    return 0

@@ -1,0 +1,66 @@
+"""``llem results list | show ID | compare ID ID``: the common questions about stored results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from llem.commands._store_args import add_store_options, notify
+from llem.store import QUERY_FORMATS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "results", help="List, show or compare stored results."
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    lister = actions.add_parser("list", help="Results, newest first.")
+    lister.add_argument("--model", help="Only this model.")
+    lister.add_argument("--campaign", help="Only this campaign.")
+    lister.add_argument(
+        "--latest", action="store_true",
+        help="Only the newest result per experiment and config hash.",
+    )
+    lister.add_argument("--limit", type=int, default=50, help="At most this many (default 50).")
+
+    shower = actions.add_parser("show", help="Every stored field of one result.")
+    shower.add_argument("id", metavar="ID", help="Result id or an unambiguous prefix.")
+
+    comparer = actions.add_parser(
+        "compare", help="Two results side by side with differences and ratios."
+    )
+    comparer.add_argument("first", metavar="ID_A", help="Result id (A).")
+    comparer.add_argument("second", metavar="ID_B", help="Result id (B).")
+
+    for sub in (lister, shower, comparer):
+        add_store_options(sub)
+        sub.add_argument("--format", choices=QUERY_FORMATS, default="table", help="default: table")
+    parser.set_defaults(func=_results)
+
+
+def _results(args: argparse.Namespace) -> int:
+    from llem.store.connection import open_store_read_only
+    from llem.store.formatting import render
+    from llem.store.history import compare_results, list_results, show_processes, show_result
+
+    conn = open_store_read_only(
+        args.store, lock_timeout_sec=args.lock_timeout_sec, notify=notify
+    )
+    try:
+        if args.action == "list":
+            out = render(
+                list_results(conn, model=args.model, campaign=args.campaign,
+                             latest=args.latest, limit=args.limit),
+                args.format,
+            )
+        elif args.action == "show":
+            out = render(show_result(conn, args.id), args.format)
+            if args.format == "table":
+                out += "\nprocess results:\n" + render(show_processes(conn, args.id), "table")
+        else:
+            out = render(compare_results(conn, args.first, args.second), args.format)
+    finally:
+        conn.close()
+    sys.stdout.write(out)
+    return 0

@@ -1,0 +1,201 @@
+"""Create, check and open result stores.
+
+A new store is built under a temporary name and linked into place, so a store file either
+does not exist or holds the full current schema. Opening for writing checks the store's
+schema version: an older store is migrated forward (see :mod:`llem.store.migrations`); a
+store newer than this llem is refused with a message saying so, before anything is touched.
+Opening read-only never changes the store.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from llem import __version__
+from llem.errors import StoreError
+from llem.store.ddl import STORE_SCHEMA_VERSION, TABLES, VIEWS, create_table_sql
+from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, connect_waiting
+
+Notify = Callable[[str], None]
+
+
+def open_store(
+    path: str | Path,
+    *,
+    lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
+    notify: Notify | None = None,
+    create: bool = True,
+) -> duckdb.DuckDBPyConnection:
+    """Open a store for writing: create it if absent, migrate it if older.
+
+    The returned connection holds the store's lock until it is closed.
+    """
+    path = Path(path)
+    if not path.exists():
+        if not create:
+            raise StoreError(f"{path}: no store here")
+        _create_store(path)
+    conn = connect_waiting(path, read_only=False, timeout_sec=lock_timeout_sec, notify=notify)
+    try:
+        version = read_store_version(conn, path)
+        if version is None:
+            _initialise(conn)
+        elif version > STORE_SCHEMA_VERSION:
+            raise newer_store_error(conn, path, version)
+        elif version < STORE_SCHEMA_VERSION:
+            from llem.store.migrations import migrate
+
+            migrate(conn, path, version, notify=notify)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_store_read_only(
+    path: str | Path,
+    *,
+    lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
+    notify: Notify | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Open an existing store read-only; the store cannot be changed through it."""
+    path = Path(path)
+    if not path.is_file():
+        raise StoreError(f"{path}: no store here (create one with 'llem ingest --store {path} "
+                         "FILES...')")
+    conn = connect_waiting(
+        path,
+        read_only=True,
+        timeout_sec=lock_timeout_sec,
+        notify=notify,
+        # SQL typed by users must not reach Python variables by name.
+        config={"python_enable_replacements": False},
+    )
+    try:
+        version = read_store_version(conn, path)
+        if version is None:
+            raise StoreError(f"{path}: empty store (nothing ingested yet)")
+        if version > STORE_SCHEMA_VERSION:
+            raise newer_store_error(conn, path, version)
+        if version < STORE_SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: store schema version {version} is older than this llem's "
+                f"({STORE_SCHEMA_VERSION}); migrate it with 'llem ingest --store {path}' "
+                "(a backup copy is kept)"
+            )
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def read_store_version(conn: duckdb.DuckDBPyConnection, path: str | Path) -> int | None:
+    """The store schema version; None for an empty database. Other databases are refused."""
+    tables = {
+        row[0]
+        for row in conn.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+        ).fetchall()
+    }
+    if not tables:
+        return None
+    if "store_meta" not in tables:
+        raise StoreError(f"{path}: not an llem result store (it has no store_meta table)")
+    rows = conn.execute(
+        "SELECT value FROM store_meta WHERE key = 'store_schema_version'"
+    ).fetchall()
+    if not rows:
+        raise StoreError(f"{path}: store_meta has no store_schema_version")
+    try:
+        return int(rows[0][0])
+    except ValueError as exc:
+        raise StoreError(f"{path}: store_schema_version {rows[0][0]!r} is not a number") from exc
+
+
+def store_meta(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Every key/value of ``store_meta``."""
+    return dict(conn.execute("SELECT key, value FROM store_meta ORDER BY key").fetchall())
+
+
+def newer_store_error(conn: duckdb.DuckDBPyConnection, path: Path, version: int) -> StoreError:
+    """The error for a store written by a newer llem."""
+    meta = store_meta(conn)
+    writer = meta.get("llem_version", "an unknown version")
+    return StoreError(
+        f"{path}: store schema version {version} is newer than this llem supports "
+        f"({STORE_SCHEMA_VERSION}); it was last written by llem {writer}: upgrade llem "
+        f"(this is {__version__}) to use it"
+    )
+
+
+def set_meta(conn: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None:
+    """Insert or replace ``store_meta`` keys."""
+    for key, value in values.items():
+        conn.execute(
+            "INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)", [key, value]
+        )
+
+
+def writer_meta() -> dict[str, str]:
+    """Keys recording who last wrote the store."""
+    return {
+        "llem_version": __version__,
+        "duckdb_version": duckdb.__version__,
+        "last_written_at": datetime.now(UTC).isoformat(),
+    }
+
+
+def _create_store(path: Path) -> None:
+    """Build a complete store under a temporary name, then link it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    try:
+        conn = duckdb.connect(str(tmp))
+        try:
+            _initialise(conn)
+        finally:
+            conn.close()
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass  # another process created it meanwhile: use theirs
+        except OSError:
+            if not path.exists():
+                os.replace(tmp, path)
+    except duckdb.Error as exc:
+        raise StoreError(f"{path}: cannot create store: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(f"{tmp}.wal").unlink(missing_ok=True)
+
+
+def _initialise(conn: duckdb.DuckDBPyConnection) -> None:
+    """Create every table and view of the current schema in one transaction."""
+    conn.begin()
+    try:
+        for table in TABLES:
+            for statement in create_table_sql(table):
+                conn.execute(statement)
+        for statement in VIEWS.values():
+            conn.execute(statement)
+        now = datetime.now(UTC).isoformat()
+        set_meta(
+            conn,
+            {
+                "store_schema_version": str(STORE_SCHEMA_VERSION),
+                "created_at": now,
+                "created_by_llem_version": __version__,
+                "created_with_duckdb_version": duckdb.__version__,
+                **writer_meta(),
+            },
+        )
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise

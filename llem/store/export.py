@@ -1,0 +1,90 @@
+"""Export the store's tables as Parquet or CSV files for other tools.
+
+Parquet: ``results/`` is hive-partitioned by ``source_schema_version`` and ``model_name``
+(``results/source_schema_version=3.0.0/model_name=<model>/*.parquet``, ``/`` in a model name
+written as ``%2F``, a missing model as ``__HIVE_DEFAULT_PARTITION__``); the partition columns
+are kept inside the files too, so their exact text survives the round trip through
+``read_parquet(..., hive_partitioning=true)``. Every other table is one file. CSV: one file
+per table, nested data as JSON text.
+
+The export is written into a temporary folder next to ``out`` and renamed into place, so an
+interrupted export leaves no half-written folder behind.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from llem.errors import StoreError
+from llem.store import EXPORT_FORMATS
+from llem.store.connection import Notify, open_store_read_only
+from llem.store.ddl import RESULTS, TABLES
+from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
+from llem.store.query import execute
+
+PARTITION_COLUMNS = ("source_schema_version", "model_name")
+
+
+@dataclass
+class ExportReport:
+    """Where the export went and how many rows each table had."""
+
+    out_dir: Path
+    rows: dict[str, int] = field(default_factory=dict)
+
+
+def export_store(
+    store: str | Path,
+    out_dir: str | Path,
+    fmt: str,
+    *,
+    lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
+    notify: Notify | None = None,
+) -> ExportReport:
+    """Write every table of ``store`` under ``out_dir`` (absent or empty) as ``fmt``."""
+    if fmt not in EXPORT_FORMATS:
+        raise StoreError(f"unknown export format {fmt!r} (choose from parquet, csv)")
+    out = Path(out_dir)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise StoreError(f"{out}: exists and is not an empty folder; choose a new --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    report = ExportReport(out)
+    conn = open_store_read_only(store, lock_timeout_sec=lock_timeout_sec, notify=notify)
+    try:
+        for table in TABLES:
+            count = execute(conn, f"SELECT count(*) FROM {table.name}").rows[0][0]
+            report.rows[table.name] = count
+            if fmt == "parquet" and table is RESULTS:
+                if count:
+                    target = tmp / table.name
+                    partitions = ", ".join(PARTITION_COLUMNS)
+                    execute(
+                        conn,
+                        f"COPY (SELECT * FROM {table.name} ORDER BY result_id) TO "
+                        f"{_literal(target)} (FORMAT parquet, PARTITION_BY ({partitions}), "
+                        "WRITE_PARTITION_COLUMNS true)",
+                    )
+            elif fmt == "parquet":
+                target = tmp / f"{table.name}.parquet"
+                execute(conn, f"COPY {table.name} TO {_literal(target)} (FORMAT parquet)")
+            else:
+                target = tmp / f"{table.name}.csv"
+                execute(conn, f"COPY {table.name} TO {_literal(target)} (FORMAT csv, HEADER)")
+        conn.close()
+        if out.exists():
+            out.rmdir()
+        tmp.rename(out)
+    except BaseException:
+        conn.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def _literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"

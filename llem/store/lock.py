@@ -1,0 +1,76 @@
+"""Waiting for the store's lock.
+
+DuckDB lets one process write a database file (readers of other processes are shut out as
+well) and refuses a second one at once. llem instead waits up to a timeout, telling the user
+once that it is waiting and for whom, then fails with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+
+from llem.errors import StoreError
+from llem.store import DEFAULT_LOCK_TIMEOUT_SEC
+
+__all__ = ["DEFAULT_LOCK_TIMEOUT_SEC", "connect_waiting", "is_lock_conflict", "lock_holder"]
+
+_POLL_INTERVAL_SEC = 0.2
+_HOLDER = re.compile(r"held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+
+def is_lock_conflict(error: BaseException) -> bool:
+    """Whether a DuckDB error means another process holds the file's lock."""
+    return isinstance(error, duckdb.IOException) and "Could not set lock" in str(error)
+
+
+def lock_holder(error: BaseException) -> str:
+    """'PID 1234 (python3)' from DuckDB's lock error, or 'another process'."""
+    match = _HOLDER.search(str(error))
+    if not match:
+        return "another process"
+    return f"PID {match['pid']} ({Path(match['program']).name})"
+
+
+def connect_waiting(
+    path: str | Path,
+    *,
+    read_only: bool,
+    timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
+    notify: Callable[[str], None] | None = None,
+    config: dict[str, str | bool | int] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Connect to ``path``, waiting up to ``timeout_sec`` for another process's lock.
+
+    ``notify`` receives one line when the wait starts. Other DuckDB errors (a corrupt file, a
+    file written by a newer DuckDB) are raised as :class:`StoreError` at once.
+    """
+    deadline = time.monotonic() + max(0.0, timeout_sec)
+    told = False
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config or {})
+        except duckdb.Error as exc:
+            if not is_lock_conflict(exc):
+                raise StoreError(f"{path}: cannot open store: {_one_line(exc)}") from exc
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"{path}: store is locked by {lock_holder(exc)}; gave up after "
+                    f"{timeout_sec:g} s (raise --lock-timeout, or wait for that process to "
+                    "finish)"
+                ) from exc
+            if not told and notify is not None:
+                notify(
+                    f"waiting up to {timeout_sec:g} s for the store lock held by "
+                    f"{lock_holder(exc)} ({path})"
+                )
+            told = True
+            time.sleep(_POLL_INTERVAL_SEC)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())

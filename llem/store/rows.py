@@ -1,0 +1,526 @@
+"""Turn a loaded result (already upgraded to the v3 models) into rows of the store's tables.
+
+Identity rules, chosen so the same result reached through different files gets the same ids:
+
+* an aggregated result is ``result_id = experiment_id`` (``<experiment_id>/cycle-<n>`` when
+  the result names its cycle); llem's own (v3) results add their config hash
+  (``<experiment_id>@<config_hash>/cycle-<n>``), so a changed config measured under the same
+  run id is a new result, while measuring the same config again needs a new run id;
+* cycle ``n`` of a multi-cycle file is ``<experiment_id>/cycle-<n>`` (same hash rule);
+* a process result is ``<result_id>/process-<process_index>``; a lone per-process file points
+  at the result id its aggregate would have, so the link holds whichever file came first.
+
+Numbers follow llem's rule "correct numbers or no numbers": files of the earlier tool wrote
+0.0 for energy and power they did not measure, so a zero there becomes null with a reason.
+Derived figures (output tokens summed over processes, throughput over the wall window, J per
+output token) are computed only when every input is known.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
+from llem.errors import LlemError
+from llem.loader import LoadedResult
+
+#: Reason given when a file of the earlier tool recorded 0 J.
+ZERO_ENERGY_REASON = "the earlier tool recorded 0 J, which it wrote when energy was not measured"
+
+
+class RowError(LlemError):
+    """A loaded result cannot be stored (e.g. two process results with the same rank)."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where and when rows came from; copied onto every row."""
+
+    content_sha256: str
+    source_path: str
+    ingest_batch_id: str
+    ingested_at: datetime
+
+
+@dataclass(frozen=True)
+class TimeSeriesRef:
+    """A time-series Parquet file named by a result, resolved against the result's folder."""
+
+    path: Path
+    result_id: str
+
+
+@dataclass
+class RowSet:
+    """Rows derived from one file."""
+
+    document: dict[str, Any]
+    results: list[dict[str, Any]] = field(default_factory=list)
+    process_results: list[dict[str, Any]] = field(default_factory=list)
+    cycle_statistics: list[dict[str, Any]] = field(default_factory=list)
+    timeseries_refs: list[TimeSeriesRef] = field(default_factory=list)
+
+
+def build_rows(
+    loaded: LoadedResult, prov: Provenance, document_text: str | None = None
+) -> RowSet:
+    """Every row one loaded file contributes to the store.
+
+    ``document_text`` is the file's text, stored verbatim; without it the parsed document is
+    serialized again.
+    """
+    base = {
+        "content_sha256": prov.content_sha256,
+        "source_path": prov.source_path,
+        "ingest_batch_id": prov.ingest_batch_id,
+        "ingested_at": prov.ingested_at,
+        "source_format": loaded.format,
+        "source_schema_version": loaded.schema_version,
+    }
+    rows = RowSet(
+        document={
+            **base,
+            "experiment_id": str(loaded.document.get("experiment_id", "")),
+            "document": document_text
+            if document_text is not None
+            else json.dumps(loaded.document, ensure_ascii=False),
+        }
+    )
+    imported = not loaded.format.startswith("v3_")
+    folder = Path(prov.source_path).parent
+    model = loaded.model
+    if isinstance(model, RawProcessResult):
+        result_id = _result_id(model.experiment_id, model.cycle_id, _hash(model, imported))
+        rows.process_results.append(_process_row(model, result_id, False, imported, base))
+        if not imported:
+            rows.timeseries_refs.extend(_refs(folder, result_id, [model.timeseries_path]))
+    elif isinstance(model, AggregatedResult):
+        result_id = _result_id(model.experiment_id, model.cycle_id, _hash(model, imported))
+        _add_result(rows, model, result_id, model.experiment_id, model.cycle_id, imported, base,
+                    loaded.document)
+        if not imported:
+            rows.timeseries_refs.extend(_result_refs(folder, result_id, model))
+    elif isinstance(model, MultiCycleResult):
+        cycle_ids = _cycle_ids(model)
+        for cycle, cycle_id in zip(model.cycle_results, cycle_ids, strict=True):
+            cycle_hash = _hash(cycle, imported) or _hash(model, imported)
+            result_id = _result_id(model.experiment_id, cycle_id, cycle_hash)
+            _add_result(rows, cycle, result_id, model.experiment_id, cycle_id, imported, base,
+                        None)
+            if not imported:
+                rows.timeseries_refs.extend(_result_refs(folder, result_id, cycle))
+        rows.cycle_statistics.append(_cycle_statistics_row(model, rows.results, base))
+    else:  # pragma: no cover - the loader returns only the three models
+        raise RowError(f"{prov.source_path}: unsupported result model {type(model).__name__}")
+    _check_unique(rows.results, "result_id", prov.source_path)
+    _check_unique(rows.process_results, "process_result_id", prov.source_path)
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# results
+# --------------------------------------------------------------------------------------
+
+
+def _add_result(
+    rows: RowSet,
+    agg: AggregatedResult,
+    result_id: str,
+    experiment_id: str,
+    cycle_id: int | None,
+    imported: bool,
+    base: dict[str, Any],
+    document: dict[str, Any] | None,
+) -> None:
+    processes = []
+    for process in agg.process_results:
+        row = _process_row(process, result_id, True, imported, base)
+        row["cycle_id"] = cycle_id
+        processes.append(row)
+    rows.process_results.extend(processes)
+    rows.results.append(
+        _result_row(agg, result_id, experiment_id, cycle_id, imported, base, document, processes)
+    )
+
+
+def _result_row(
+    agg: AggregatedResult,
+    result_id: str,
+    experiment_id: str,
+    cycle_id: int | None,
+    imported: bool,
+    base: dict[str, Any],
+    document: dict[str, Any] | None,
+    processes: list[dict[str, Any]],
+) -> dict[str, Any]:
+    procs = agg.process_results
+    complete = bool(procs) and len(procs) == agg.aggregation.num_processes
+    breakdown = agg.energy_breakdown
+    document = document or {}
+
+    energy = agg.total_energy_j
+    reason = agg.energy_unavailable_reason
+    if imported and energy == 0.0:
+        energy, reason = None, reason or ZERO_ENERGY_REASON
+    if agg.energy_tracking_failed and energy is not None and imported:
+        energy, reason = None, reason or "energy tracking failed in the earlier tool"
+
+    output_tokens = agg.output_tokens
+    if output_tokens is None and complete:
+        output_tokens = sum(p.inference_metrics.output_tokens for p in procs)
+    input_tokens = agg.input_tokens
+    if input_tokens is None and complete:
+        input_tokens = sum(p.inference_metrics.input_tokens for p in procs)
+
+    start, start_utc = _timestamp(agg.start_time)
+    end, _ = _timestamp(agg.end_time)
+    window_sec = agg.measured_window.duration_sec if agg.measured_window else None
+    throughput, throughput_source = agg.output_tokens_per_second, "reported"
+    if throughput is None:
+        wall_sec = window_sec
+        if wall_sec is None and start_utc == (agg.end_time.tzinfo is not None):
+            wall_sec = (agg.end_time - agg.start_time).total_seconds()
+        if output_tokens is not None and wall_sec and wall_sec > 0:
+            throughput, throughput_source = output_tokens / wall_sec, "derived_wall_window"
+        else:
+            throughput_source = None
+
+    per_output = agg.energy_per_output_token_j
+    if per_output is None and energy is not None and output_tokens:
+        per_output = energy / output_tokens
+    if energy is None:
+        per_output = None
+    per_token = agg.avg_energy_per_token_j if energy is not None else None
+
+    adjusted = breakdown.adjusted_j if breakdown else document.get("energy_adjusted_j")
+    baseline_w = breakdown.baseline_power_w if breakdown else document.get("baseline_power_w")
+    throttle = agg.thermal_throttle
+    latency = agg.latency_stats
+    config = agg.effective_config or {}
+    warnings = [
+        *(agg.measurement_warnings or []),
+        *agg.config_warnings,
+        *agg.aggregation.warnings,
+    ]
+    nested, fingerprint_text = _nested_json(agg, _RESULT_JSON_FIELDS, {"process_results"})
+    fingerprint = _sha256(fingerprint_text + "".join(p["fingerprint"] for p in processes))
+    return {
+        **base,
+        "result_id": result_id,
+        "experiment_id": experiment_id,
+        "experiment_name": _first(p.config_name for p in procs) or _str(config.get("config_name")),
+        "cycle_id": cycle_id,
+        "campaign": agg.campaign,
+        "run_id": agg.run_id,
+        "model_name": model_name(agg),
+        "backend": agg.backend,
+        "backend_version": agg.backend_version,
+        "precision": _str(config.get("precision")),
+        "batch_size": _batch_size(config),
+        "config_hash": agg.config_hash or _str(document.get("measurement_config_hash")),
+        "llem_version": agg.llem_version,
+        "num_processes": agg.aggregation.num_processes,
+        "gpu_name": _gpu_name(agg),
+        "total_tokens": agg.total_tokens,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "total_energy_j": energy,
+        "adjusted_energy_j": adjusted if energy is not None else None,
+        "baseline_power_w": baseline_w,
+        "baseline_method": breakdown.baseline_method if breakdown else None,
+        "energy_source": agg.energy_source,
+        "energy_unavailable_reason": reason if energy is None else None,
+        "energy_tracking_failed": agg.energy_tracking_failed,
+        "energy_per_output_token_j": per_output,
+        "energy_per_token_j": per_token,
+        "throughput_tokens_per_sec": throughput,
+        "throughput_source": throughput_source,
+        "avg_tokens_per_second": agg.avg_tokens_per_second,
+        "total_inference_time_sec": agg.total_inference_time_sec,
+        "measured_window_sec": window_sec,
+        "total_flops": agg.total_flops,
+        "start_time": start,
+        "end_time": end,
+        "timestamps_utc": start_utc,
+        "thermal_throttle_detected": throttle.detected if throttle else None,
+        "max_temperature_c": throttle.max_temperature_c if throttle else None,
+        "ttft_mean_ms": latency.ttft_mean_ms if latency else None,
+        "itl_mean_ms": latency.itl_mean_ms if latency else None,
+        "timeseries_path": agg.timeseries_path,
+        **nested,
+        "effective_config": json.dumps(config, ensure_ascii=False) if config else None,
+        "warnings": json.dumps(warnings, ensure_ascii=False) if warnings else None,
+        "fingerprint": fingerprint,
+    }
+
+
+def model_name(agg: AggregatedResult) -> str | None:
+    """The model of a result: its own field, its process results', or its effective config."""
+    if agg.model_name:
+        return agg.model_name
+    name = _first(p.model_name for p in agg.process_results)
+    if name:
+        return name
+    config = agg.effective_config or {}
+    for key in ("model_name", "model"):
+        value = config.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, dict) and isinstance(value.get("name"), str):
+            return value["name"]
+    return None
+
+
+def _gpu_name(agg: AggregatedResult) -> str | None:
+    env = agg.environment
+    if env is not None and env.gpu is not None and env.gpu.name:
+        return env.gpu.name
+    return _first(p.gpu_name for p in agg.process_results)
+
+
+def _batch_size(config: dict[str, Any]) -> int | None:
+    batching = config.get("batching")
+    value = batching.get("batch_size") if isinstance(batching, dict) else None
+    if value is None:
+        value = config.get("batch_size")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+# --------------------------------------------------------------------------------------
+# process results
+# --------------------------------------------------------------------------------------
+
+
+def _process_row(
+    p: RawProcessResult, result_id: str, embedded: bool, imported: bool, base: dict[str, Any]
+) -> dict[str, Any]:
+    em = p.energy_metrics
+    im = p.inference_metrics
+    energy = em.total_energy_j
+    reason = p.energy_unavailable_reason or em.unavailable_reason
+    if imported and energy == 0.0:
+        energy, reason = None, reason or ZERO_ENERGY_REASON
+    if imported and p.energy_tracking_failed and energy is not None:
+        energy, reason = None, reason or "energy tracking failed in the earlier tool"
+    start, start_utc = _timestamp(p.timestamps.start)
+    end, _ = _timestamp(p.timestamps.end)
+    breakdown = p.energy_breakdown
+    nested, fingerprint_text = _nested_json(p, _PROCESS_JSON_FIELDS)
+    return {
+        **base,
+        "process_result_id": f"{result_id}/process-{p.process_index}",
+        "result_id": result_id,
+        "experiment_id": p.experiment_id,
+        "cycle_id": p.cycle_id,
+        "process_index": p.process_index,
+        "embedded": embedded,
+        "config_name": p.config_name or None,
+        "model_name": p.model_name or None,
+        "backend": p.backend,
+        "gpu_id": p.gpu_id,
+        "gpu_name": p.gpu_name or None,
+        "gpu_is_mig": p.gpu_is_mig,
+        "total_tokens": im.total_tokens,
+        "input_tokens": im.input_tokens,
+        "output_tokens": im.output_tokens,
+        "inference_time_sec": im.inference_time_sec,
+        "tokens_per_second": im.tokens_per_second,
+        "output_tokens_per_second": p.output_tokens_per_second or im.output_tokens_per_second,
+        "total_energy_j": energy,
+        "gpu_energy_j": _measured(em.gpu_energy_j, imported),
+        "cpu_energy_j": _measured(em.cpu_energy_j, imported),
+        "ram_energy_j": _measured(em.ram_energy_j, imported),
+        "gpu_power_w": _measured(em.gpu_power_w, imported),
+        "cpu_power_w": _measured(em.cpu_power_w, imported),
+        "adjusted_energy_j": breakdown.adjusted_j if breakdown and energy is not None else None,
+        "baseline_power_w": breakdown.baseline_power_w if breakdown else None,
+        "energy_source": p.energy_source or em.energy_source,
+        "energy_unavailable_reason": reason if energy is None else None,
+        "energy_tracking_failed": p.energy_tracking_failed,
+        "flops_total": p.compute_metrics.flops_total,
+        "peak_memory_mb": _measured(p.compute_metrics.peak_memory_mb, imported),
+        "start_time": start,
+        "end_time": end,
+        "duration_sec": p.timestamps.duration_sec,
+        "timestamps_utc": start_utc,
+        "timeseries_path": p.timeseries_path,
+        **nested,
+        "fingerprint": _sha256(fingerprint_text),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# multi-cycle
+# --------------------------------------------------------------------------------------
+
+
+def _cycle_ids(multi: MultiCycleResult) -> list[int]:
+    """Each cycle's index: its own cycle_id, else the metadata's, else its position."""
+    meta = multi.cycle_metadata
+    ids = []
+    for i, cycle in enumerate(multi.cycle_results):
+        if cycle.cycle_id is not None:
+            ids.append(cycle.cycle_id)
+        elif len(meta) == len(multi.cycle_results):
+            ids.append(meta[i].cycle_id)
+        else:
+            ids.append(i)
+    return ids
+
+
+def _cycle_statistics_row(
+    multi: MultiCycleResult, cycle_rows: list[dict[str, Any]], base: dict[str, Any]
+) -> dict[str, Any]:
+    s = multi.statistics
+    stats = s.model_dump()
+    # Energy statistics over cycles are only meaningful if every cycle's energy was measured.
+    if any(row["total_energy_j"] is None for row in cycle_rows):
+        for key in ("energy_mean_j", "energy_std_j", "energy_ci_95_lower",
+                    "energy_ci_95_upper", "energy_cv", "efficiency_mean_tpj",
+                    "efficiency_std_tpj", "energy_per_output_token_mean_j",
+                    "energy_per_output_token_std_j", "energy_per_output_token_ci_95_lower",
+                    "energy_per_output_token_ci_95_upper", "energy_per_output_token_cv"):
+            stats[key] = None
+    start, _ = _timestamp(multi.start_time)
+    end, _ = _timestamp(multi.end_time)
+    names = {row["model_name"] for row in cycle_rows if row["model_name"]}
+    hashes = {row["config_hash"] for row in cycle_rows if row["config_hash"]}
+    return {
+        **base,
+        **stats,
+        "experiment_id": multi.experiment_id,
+        "model_name": names.pop() if len(names) == 1 else None,
+        "config_hash": multi.config_hash or (hashes.pop() if len(hashes) == 1 else None),
+        "start_time": start,
+        "end_time": end,
+        "total_duration_sec": multi.total_duration_sec,
+        "cycle_metadata": json.dumps([m.model_dump(mode="json") for m in multi.cycle_metadata]),
+        "fingerprint": _sha256(s.model_dump_json()
+                               + "".join(row["fingerprint"] for row in cycle_rows)),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# time series references
+# --------------------------------------------------------------------------------------
+
+
+def _result_refs(folder: Path, result_id: str, agg: AggregatedResult) -> list[TimeSeriesRef]:
+    """The files an aggregated result names, relative to its own file.
+
+    Embedded process results keep the path relative to their raw file's folder, which the
+    aggregated file does not record; the aggregate lists the same files in
+    ``timeseries_paths``, so those are what count.
+    """
+    names: list[str | None] = [*(agg.timeseries_paths or []), agg.timeseries_path]
+    return _refs(folder, result_id, names)
+
+
+def _refs(folder: Path, result_id: str, names: list[str | None]) -> list[TimeSeriesRef]:
+    seen: set[Path] = set()
+    refs = []
+    for name in names:
+        if not name:
+            continue
+        path = Path(os.path.normpath(folder / name))
+        if path not in seen:
+            seen.add(path)
+            refs.append(TimeSeriesRef(path, result_id))
+    return refs
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+
+
+def _result_id(experiment_id: str, cycle_id: int | None, config_hash: str | None) -> str:
+    base = experiment_id if config_hash is None else f"{experiment_id}@{config_hash}"
+    return base if cycle_id is None else f"{base}/cycle-{cycle_id}"
+
+
+def _hash(model: Any, imported: bool) -> str | None:
+    """The config hash that llem's own results carry in their id (imports keep theirs as is)."""
+    return None if imported else getattr(model, "config_hash", None)
+
+
+def _timestamp(value: datetime | None) -> tuple[datetime | None, bool | None]:
+    """(naive datetime, is_utc): aware values in UTC, naive ones kept as written."""
+    if value is None:
+        return None, None
+    if value.tzinfo is None:
+        return value, False
+    return value.astimezone(UTC).replace(tzinfo=None), True
+
+
+def _measured(value: float | None, imported: bool) -> float | None:
+    """A figure of the earlier tool, where 0.0 meant 'not measured'."""
+    if imported and value == 0.0:
+        return None
+    return value
+
+
+#: Nested parts of a result kept as JSON columns of the same name.
+_RESULT_JSON_FIELDS = (
+    "environment", "latency_stats", "thermal_throttle", "energy_breakdown", "device_energy",
+    "measured_window", "phase_energy", "model_source", "extended_metrics",
+)
+#: Nested parts of a process result kept as JSON columns of the same name.
+_PROCESS_JSON_FIELDS = (
+    "environment", "energy_breakdown", "thermal_throttle", "warmup_result", "latency_stats",
+    "device_energy", "inference_metrics", "compute_metrics", "energy_metrics",
+)
+
+
+def _nested_json(
+    model: BaseModel, fields: tuple[str, ...], skip: frozenset[str] | set[str] = frozenset()
+) -> tuple[dict[str, str | None], str]:
+    """The JSON text of each nested field, and a text covering the whole model (less
+    ``skip``) for its fingerprint, serializing every part only once."""
+    texts: dict[str, str | None] = {}
+    for name in fields:
+        value = getattr(model, name)
+        texts[name] = _json_list(value) if isinstance(value, list) else _json(value)
+    rest = model.model_dump_json(exclude=set(fields) | set(skip))
+    return texts, rest + "".join(f"\x1f{name}={texts[name]}" for name in fields)
+
+
+def _json(model: BaseModel | None) -> str | None:
+    return None if model is None else model.model_dump_json()
+
+
+def _json_list(models: list[Any] | None) -> str | None:
+    if models is None:
+        return None
+    return "[" + ",".join(m.model_dump_json() for m in models) + "]"
+
+
+def _first(values: Any) -> str | None:
+    for value in values:
+        if value:
+            return value
+    return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _check_unique(rows: list[dict[str, Any]], key: str, source: str) -> None:
+    seen: set[str] = set()
+    for row in rows:
+        if row[key] in seen:
+            raise RowError(f"{source}: two rows with {key} {row[key]!r} in one file")
+        seen.add(row[key])
