@@ -1,0 +1,264 @@
+"""What the Snakemake workflow needs from a campaign: experiment tables, spec files, paths.
+
+The Snakefile stays free of logic: it hands its ``config`` to :func:`plan_campaign`, which
+validates and expands the campaign (a bad config raises :class:`~llem.errors.ConfigError`
+naming the file and the field, before any job starts), and to :func:`sync_specs`, which writes
+each experiment's resolved ``spec.json``. Input functions in ``workflow/rules/common.smk`` read
+the resulting :class:`CampaignPlan`.
+
+Spec files are written while the workflow is parsed, and only when their content changed.
+Their modification time is then exactly as new as the experiment's config, so Snakemake's
+ordinary freshness check re-runs the experiments whose config changed and no others.
+
+Example:
+    >>> plan = plan_campaign({"sweep": {"batching.batch_size": [1, 4]},
+    ...                       "defaults": {"model_name": "m"}})      # doctest: +SKIP
+    >>> [e.name for e in plan.experiments.values()]                 # doctest: +SKIP
+    ['exp_batch_size-1', 'exp_batch_size-4']
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from llem.config.campaign import (
+    ExperimentSpec,
+    expand_campaign,
+    make_spec,
+    parse_campaign,
+    read_config_file,
+)
+from llem.config.models import ExperimentConfig
+from llem.errors import ConfigError
+from llem.io import write_json_atomic
+
+#: Regular expression every wildcard of the workflow is constrained to.
+WILDCARD_PATTERN = "[A-Za-z0-9._-]+"
+
+#: Top folders of the path grammar (relative to the workflow's working directory).
+RESULTS_DIR = "results"
+MODELS_DIR = "resources/models"
+
+#: Marker file prepare-model writes last in a model folder.
+MODEL_MARKER = "llem-model.json"
+
+#: Names used beside the experiment folders of a run; experiments cannot take them.
+RESERVED_EXPERIMENT_NAMES = frozenset({"report", "ingest.json"})
+
+
+# --- path grammar -------------------------------------------------------------------------
+
+
+def run_dir(campaign: str, run_id: str) -> str:
+    """``results/<campaign>/<run_id>``: everything one run of a campaign produces."""
+    return f"{RESULTS_DIR}/{campaign}/{run_id}"
+
+
+def experiment_dir(campaign: str, run_id: str, exp: str) -> str:
+    """``results/<campaign>/<run_id>/<exp>``."""
+    return f"{run_dir(campaign, run_id)}/{exp}"
+
+
+def spec_path(campaign: str, run_id: str, exp: str) -> str:
+    """The resolved ExperimentSpec (config + hash) of one experiment."""
+    return f"{experiment_dir(campaign, run_id, exp)}/spec.json"
+
+
+def cycle_dir(campaign: str, run_id: str, exp: str, cycle: int) -> str:
+    """Folder one measure job (one cycle) writes: warmup, raw process results, time series."""
+    return f"{experiment_dir(campaign, run_id, exp)}/cycle_{cycle}"
+
+
+def result_path(campaign: str, run_id: str, exp: str) -> str:
+    """The aggregated, schema-validated result of one experiment."""
+    return f"{experiment_dir(campaign, run_id, exp)}/result.json"
+
+
+def receipt_path(campaign: str, run_id: str) -> str:
+    """Receipt of the ingest into the store (the store itself is never a rule output)."""
+    return f"{run_dir(campaign, run_id)}/ingest.json"
+
+
+def report_dir(campaign: str, run_id: str) -> str:
+    """Tables and plots of one campaign run, collected by ``snakemake --report``."""
+    return f"{run_dir(campaign, run_id)}/report"
+
+
+def model_marker_path(key: str) -> str:
+    """``resources/models/<model_key>/llem-model.json``, written by prepare-model."""
+    return f"{MODELS_DIR}/{key}/{MODEL_MARKER}"
+
+
+# --- the plan -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlannedExperiment:
+    """One experiment of a campaign run, with what the rules need to schedule it."""
+
+    spec: ExperimentSpec
+    model_key: str
+
+    @property
+    def name(self) -> str:
+        return self.spec.config.config_name
+
+    @property
+    def config(self) -> ExperimentConfig:
+        return self.spec.config
+
+    @property
+    def num_cycles(self) -> int:
+        return self.spec.config.num_cycles
+
+    @property
+    def gpu_count(self) -> int:
+        """GPUs to allocate: 0 for CPU experiments, else the GPUs the experiment uses.
+
+        ``device: auto`` asks for one GPU per process: it takes a GPU where there is one.
+        """
+        cfg = self.spec.config
+        if cfg.device == "cpu":
+            return 0
+        if cfg.gpus:
+            return len(cfg.gpus)
+        return cfg.num_processes
+
+
+@dataclass(frozen=True)
+class CampaignPlan:
+    """A validated, expanded campaign run: the table the workflow's input functions read."""
+
+    campaign: str
+    run_id: str
+    store: str
+    experiments: dict[str, PlannedExperiment] = field(default_factory=dict)
+
+    def experiment(self, campaign: str, run_id: str, exp: str) -> PlannedExperiment:
+        """Look up an experiment by its path wildcards; a foreign one is a ConfigError."""
+        if (campaign, run_id) != (self.campaign, self.run_id):
+            raise ConfigError(
+                f"{run_dir(campaign, run_id)} is not the configured campaign run "
+                f"({run_dir(self.campaign, self.run_id)}); set campaign/run_id in the config"
+            )
+        try:
+            return self.experiments[exp]
+        except KeyError:
+            raise ConfigError(
+                f"experiment {exp!r} is not in campaign {self.campaign!r}"
+            ) from None
+
+    def spec_path(self, exp: str) -> str:
+        return spec_path(self.campaign, self.run_id, exp)
+
+    def cycle_dirs(self, exp: str) -> list[str]:
+        planned = self.experiments[exp]
+        return [cycle_dir(self.campaign, self.run_id, exp, k) for k in range(planned.num_cycles)]
+
+    def result_paths(self) -> list[str]:
+        return [result_path(self.campaign, self.run_id, name) for name in self.experiments]
+
+    def receipt_path(self) -> str:
+        return receipt_path(self.campaign, self.run_id)
+
+    def report_dir(self) -> str:
+        return report_dir(self.campaign, self.run_id)
+
+    def model_keys(self) -> list[str]:
+        """Distinct model keys, in campaign order."""
+        return list(dict.fromkeys(p.model_key for p in self.experiments.values()))
+
+    def model_spec_path(self, key: str) -> str:
+        """Spec that prepare-model reads for a model: the first experiment that uses it.
+
+        Everything prepare-model needs is in the model key, so any experiment with that key
+        prepares the same folder; the rule marks this input ``ancient`` so edits of that
+        experiment's other fields do not re-prepare the model.
+        """
+        for planned in self.experiments.values():
+            if planned.model_key == key:
+                return self.spec_path(planned.name)
+        raise ConfigError(f"no experiment of campaign {self.campaign!r} uses model {key!r}")
+
+
+def plan_campaign(
+    config: Mapping[str, Any], sources: Iterable[str | Path] = ()
+) -> CampaignPlan:
+    """Validate and expand a campaign mapping (Snakemake's ``config``) into a plan.
+
+    ``sources`` names the config files the mapping came from, for error messages. Raises
+    :class:`~llem.errors.ConfigError` with one line per problem, each naming file and field.
+    """
+    from llem.inference.models import model_key
+
+    source = ", ".join(str(s) for s in sources) or "<config>"
+    campaign = parse_campaign(dict(config), source=source)
+    experiments = expand_campaign(campaign, source=source)
+    planned: dict[str, PlannedExperiment] = {}
+    for exp in experiments:
+        if exp.config_name in RESERVED_EXPERIMENT_NAMES:
+            raise ConfigError(
+                f"{source}: experiment name {exp.config_name!r} is reserved for the run's "
+                f"{exp.config_name} output; choose another config_name"
+            )
+        spec = make_spec(exp, campaign.campaign, campaign.run_id)
+        planned[exp.config_name] = PlannedExperiment(spec=spec, model_key=model_key(exp))
+    return CampaignPlan(
+        campaign=campaign.campaign,
+        run_id=campaign.run_id,
+        store=campaign.store,
+        experiments=planned,
+    )
+
+
+def plan_campaign_file(path: str | Path) -> CampaignPlan:
+    """:func:`plan_campaign` of a YAML/JSON campaign file."""
+    return plan_campaign(read_config_file(path), sources=[str(path)])
+
+
+def sync_specs(plan: CampaignPlan, root: str | Path = ".") -> list[str]:
+    """Write every experiment's ``spec.json`` whose content differs; returns those written.
+
+    An unchanged spec is left alone so its modification time, and with it everything
+    downstream, stays as it is. Writes are atomic, so concurrent parses (cluster jobs parse
+    the workflow too) never see a half-written spec.
+    """
+    root = Path(root)
+    written: list[str] = []
+    for name, planned in plan.experiments.items():
+        rel = plan.spec_path(name)
+        path = root / rel
+        document = planned.spec.to_document()
+        if _json_file_equals(path, document):
+            continue
+        write_json_atomic(path, document)
+        written.append(rel)
+    return written
+
+
+def put_interpreter_first_on_path() -> None:
+    """Make ``python`` in job shells the interpreter running the workflow.
+
+    Rules call ``python -m llem``; without this, a workflow started as
+    ``.venv/bin/snakemake`` from an unactivated shell would run its jobs with whatever
+    ``python`` comes first on PATH, which may not have llem at all.
+    """
+    bin_dir = os.path.dirname(sys.executable)
+    entries = os.environ.get("PATH", "").split(os.pathsep)
+    if entries and entries[0] == bin_dir:
+        return
+    os.environ["PATH"] = os.pathsep.join([bin_dir, *entries])
+
+
+def _json_file_equals(path: Path, document: Any) -> bool:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return json.load(handle) == document
+    except (OSError, ValueError):
+        return False

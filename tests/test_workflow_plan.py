@@ -1,0 +1,149 @@
+"""Campaign plans and spec files: what the Snakefile reads while it builds the job graph."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from llem.config.campaign import read_experiment_spec
+from llem.errors import ConfigError
+from llem.workflow import (
+    plan_campaign,
+    plan_campaign_file,
+    result_path,
+    spec_path,
+    sync_specs,
+)
+
+
+def _campaign(**overrides: object) -> dict:
+    data: dict = {
+        "campaign": "c1",
+        "run_id": "r1",
+        "defaults": {"model_name": "org/model", "device": "cpu"},
+        "sweep": {"batching.batch_size": [1, 4]},
+    }
+    data.update(overrides)
+    return data
+
+
+def test_plan_names_paths_and_allocation() -> None:
+    plan = plan_campaign(
+        _campaign(
+            experiments=[
+                {"config_name": "one", "model_name": "org/a", "device": "cuda", "gpus": [0, 1]},
+                {"config_name": "two", "model_name": "org/b", "device": "auto",
+                 "num_processes": 3, "num_cycles": 2},
+            ],
+            sweep={},
+        )
+    )
+    assert list(plan.experiments) == ["one", "two"]
+    assert plan.experiments["one"].gpu_count == 2
+    assert plan.experiments["two"].gpu_count == 3
+    assert plan.cycle_dirs("two") == ["results/c1/r1/two/cycle_0", "results/c1/r1/two/cycle_1"]
+    assert plan.result_paths() == [result_path("c1", "r1", "one"), result_path("c1", "r1", "two")]
+    assert plan.model_keys() == ["org--a", "org--b"]
+    assert plan.model_spec_path("org--b") == spec_path("c1", "r1", "two")
+
+
+def test_cpu_experiments_ask_for_no_gpu() -> None:
+    plan = plan_campaign(_campaign())
+    assert [p.gpu_count for p in plan.experiments.values()] == [0, 0]
+
+
+def test_foreign_campaign_run_is_refused() -> None:
+    plan = plan_campaign(_campaign())
+    with pytest.raises(ConfigError, match="not the configured campaign run"):
+        plan.experiment("c1", "r2", "exp_batch_size-1")
+    with pytest.raises(ConfigError, match="not in campaign"):
+        plan.experiment("c1", "r1", "nope")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"experiments": [{"config_name": "a b; $(touch x)"}]}, "config_name"),
+        ({"experiments": [{"config_name": "report"}], "sweep": {}}, "reserved"),
+        ({"run_id": "../up"}, "run_id"),
+        ({"defaults": {"model_name": "m", "decoder": {"max_output_tokens": 0}}},
+         "decoder.max_output_tokens"),
+    ],
+)
+def test_bad_campaigns_name_file_and_field(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        plan_campaign(_campaign(**data), sources=[Path("my/config.yaml")])
+    assert "my/config.yaml" in str(info.value)
+    assert message in str(info.value)
+
+
+def test_sync_specs_writes_only_changed_specs(tmp_path: Path) -> None:
+    plan = plan_campaign(_campaign())
+    written = sync_specs(plan, tmp_path)
+    assert written == [spec_path("c1", "r1", n) for n in plan.experiments]
+    first, second = (tmp_path / p for p in written)
+    spec = read_experiment_spec(first)
+    assert spec.config.batching.batch_size == 1
+    assert spec.experiment_id == "c1/r1/exp_batch_size-1"
+    assert json.loads(first.read_text())["config_hash"] == spec.config_hash
+
+    old = 1_000_000_000
+    for path in (first, second):
+        os.utime(path, (old, old))
+    assert sync_specs(plan, tmp_path) == []
+    assert first.stat().st_mtime == old
+
+    changed = plan_campaign(_campaign(defaults={"model_name": "org/model", "device": "cpu",
+                                                "decoder": {"max_output_tokens": 8}},
+                                      sweep={"batching.batch_size": [1, 4]}))
+    assert len(sync_specs(changed, tmp_path)) == 2
+    only_one = plan_campaign(
+        _campaign(
+            defaults={"model_name": "org/model", "device": "cpu",
+                      "decoder": {"max_output_tokens": 8}},
+            sweep={},
+            experiments=[
+                {"config_name": "exp_batch_size-1", "batching": {"batch_size": 1}},
+                {"config_name": "exp_batch_size-4", "batching": {"batch_size": 2}},
+            ],
+        )
+    )
+    for path in (first, second):
+        os.utime(path, (old, old))
+    assert sync_specs(only_one, tmp_path) == [spec_path("c1", "r1", "exp_batch_size-4")]
+    assert first.stat().st_mtime == old
+
+
+REPO = Path(__file__).resolve().parent.parent
+CAMPAIGN_FILES = sorted([REPO / "config" / "config.yaml",
+                         *(REPO / "config" / "examples").glob("*.yaml")])
+
+
+@pytest.mark.parametrize("path", CAMPAIGN_FILES, ids=lambda p: p.name)
+def test_shipped_campaigns_are_valid(path: Path) -> None:
+    plan = plan_campaign_file(path)
+    assert plan.experiments
+
+
+def test_config_readme_documents_every_key() -> None:
+    from pydantic import BaseModel
+
+    from llem.config.models import CampaignConfig, ExperimentConfig
+
+    def keys(model: type[BaseModel], prefix: str = "") -> list[str]:
+        out = []
+        for name, info in model.model_fields.items():
+            ann = info.annotation
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                out.extend(keys(ann, f"{prefix}{name}."))
+            else:
+                out.append(prefix + name)
+        return out
+
+    readme = (REPO / "config" / "README.md").read_text()
+    missing = [k for k in keys(CampaignConfig) + keys(ExperimentConfig)
+               if f"| `{k}` |" not in readme]
+    assert missing == []

@@ -1,0 +1,130 @@
+"""The report: table values copied from results (null stays empty), plots and time series."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from llem.cli import main
+from llem.report import ReportOutputs, build_report
+from llem.report.rows import load_rows
+from tests import documents
+
+
+def _result(
+    tmp_path: Path, name: str, batch_size: int, energy_j: float | None, with_series: bool
+) -> Path:
+    exp_dir = tmp_path / name
+    exp_dir.mkdir()
+    doc = documents.v3_aggregated((energy_j or 0.0,))
+    doc["effective_config"] = {
+        "config_name": name,
+        "model_name": "tiny",
+        "precision": "float32",
+        "batching": {"batch_size": batch_size},
+    }
+    doc["model_name"] = "tiny"
+    doc["output_tokens_per_second"] = 40.0 * batch_size
+    doc["measured_window"] = {
+        "start_time": "2026-11-01T12:00:00+00:00",
+        "end_time": "2026-11-01T12:00:04+00:00",
+        "duration_sec": 4.0,
+    }
+    if energy_j is None:
+        doc["total_energy_j"] = None
+        doc["avg_energy_per_token_j"] = None
+        doc["energy_source"] = "none"
+        doc["energy_unavailable_reason"] = "no readable energy counter"
+        doc["energy_per_output_token_j"] = None
+        doc["energy_breakdown"] = None
+        for process in doc["process_results"]:
+            process["energy_metrics"]["total_energy_j"] = None
+            process["energy_breakdown"] = None
+    else:
+        doc["energy_per_output_token_j"] = energy_j / 100.0
+        doc["energy_breakdown"] = {"raw_j": energy_j, "adjusted_j": energy_j - 8.0,
+                                   "baseline_power_w": 2.0, "baseline_method": "fresh"}
+    if with_series:
+        series = exp_dir / "cycle_0" / "timeseries" / "process_0.parquet"
+        series.parent.mkdir(parents=True)
+        table = pa.table(
+            {
+                "rank": [0] * 6,
+                "device_id": ["rapl:package-0"] * 6,
+                "t_sec": [-1.0, 0.0, 1.0, 2.0, 3.0, 4.5],
+                "in_window": [False, True, True, True, True, False],
+                "power_w": [5.0, 9.0, 9.5, 9.7, 9.6, 6.0],
+                "temperature_c": [40.0, 41.0, 42.0, 43.0, 43.5, 43.0],
+            }
+        )
+        pq.write_table(table, series)
+        doc["timeseries_paths"] = ["cycle_0/timeseries/process_0.parquet"]
+    path = exp_dir / "result.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_rows_copy_measured_values_and_keep_unmeasured_empty(tmp_path: Path) -> None:
+    measured = _result(tmp_path, "bs1", 1, 120.0, with_series=True)
+    unmeasured = _result(tmp_path, "bs4", 4, None, with_series=False)
+    rows = load_rows([measured, unmeasured])
+    assert [r.experiment for r in rows] == ["bs1", "bs4"]
+    assert rows[0].energy_raw_j == 120.0
+    assert rows[0].energy_adjusted_j == 112.0
+    assert rows[0].energy_per_output_token_j == pytest.approx(1.2)
+    assert rows[0].timeseries_files == [
+        measured.parent / "cycle_0" / "timeseries" / "process_0.parquet"
+    ]
+    assert rows[1].energy_raw_j is None
+    assert rows[1].energy_per_output_token_j is None
+    assert rows[1].batch_size == 4
+    assert any("no readable energy counter" in note for note in rows[1].notes)
+
+    out = tmp_path / "report"
+    written = build_report(
+        [measured, unmeasured],
+        ReportOutputs(
+            table_html=out / "t.html",
+            table_csv=out / "t.csv",
+            energy_per_token_plot=out / "e.png",
+            tradeoff_plot=out / "x.png",
+            timeseries_dir=out / "ts",
+        ),
+    )
+    assert (out / "ts" / "bs1.png") in written
+    assert not (out / "ts" / "bs4.png").exists()
+    for png in (out / "e.png", out / "x.png", out / "ts" / "bs1.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with (out / "t.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert table[0]["energy_raw_j"] == "120.0"
+    # An unmeasured energy is an empty cell, never zero.
+    assert table[1]["energy_raw_j"] == ""
+    assert table[1]["energy_per_output_token_j"] == ""
+    page = (out / "t.html").read_text()
+    assert "bs4" in page and "no readable energy counter" in page
+
+
+def test_report_command_writes_table_and_refuses_no_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    result = _result(tmp_path, "only", 2, 50.0, with_series=False)
+    table = tmp_path / "table.html"
+    assert main(["report", "--table", str(table), str(result)]) == 0
+    assert "only" in table.read_text()
+    assert main(["report", str(result)]) == 2
+    assert "nothing to write" in capsys.readouterr().err
+
+
+def test_plots_say_why_when_no_energy_was_measured(tmp_path: Path) -> None:
+    from llem.report.plots import energy_per_token_vs_batch_size
+
+    rows = load_rows([_result(tmp_path, "none", 1, None, with_series=False)])
+    fig = energy_per_token_vs_batch_size(rows)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any("No experiment has a measured J per output token" in t for t in texts)

@@ -1,0 +1,93 @@
+# Shared set-up: the validated campaign plan, spec files, wildcard constraints, get_* functions.
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+
+from llem import workflow as llem_workflow
+from llem.errors import ConfigError
+
+# Jobs call `python -m llem` with the interpreter running this workflow, activated or not.
+llem_workflow.put_interpreter_first_on_path()
+
+# A bad config stops here, before any job, with one line per problem naming file and field.
+try:
+    PLAN = llem_workflow.plan_campaign(config, sources=workflow.configfiles)
+    llem_workflow.sync_specs(PLAN)
+except ConfigError as error:
+    raise WorkflowError(f"invalid campaign config:\n{error}") from None
+
+
+wildcard_constraints:
+    campaign=llem_workflow.WILDCARD_PATTERN,
+    run_id=llem_workflow.WILDCARD_PATTERN,
+    exp=llem_workflow.WILDCARD_PATTERN,
+    model_key=llem_workflow.WILDCARD_PATTERN,
+    cycle=r"[0-9]+",
+
+
+def get_final_outputs():
+    """Targets of the workflow: the ingest receipt and the report of this campaign run."""
+    return [PLAN.receipt_path(), f"{PLAN.report_dir()}/experiments.html"]
+
+
+def get_experiment(wildcards):
+    """The planned experiment named by a job's wildcards."""
+    return PLAN.experiment(wildcards.campaign, wildcards.run_id, wildcards.exp)
+
+
+def get_model_spec(wildcards):
+    """Spec prepare-model reads: the first experiment using this model key."""
+    return PLAN.model_spec_path(wildcards.model_key)
+
+
+def get_model_marker(wildcards):
+    """The prepared model folder's marker for this experiment's model."""
+    return llem_workflow.model_marker_path(get_experiment(wildcards).model_key)
+
+
+def get_models_dir_of_output(wildcards, output):
+    """Models folder holding the marker this job writes (resources/models)."""
+    return str(Path(output.marker).parent.parent)
+
+
+def get_models_dir_of_input(wildcards, input):
+    """Models folder holding the prepared model this job reads (resources/models)."""
+    return str(Path(input.model).parent.parent)
+
+
+def get_experiment_dir(wildcards, output):
+    """Folder of the experiment whose result.json this job writes."""
+    return str(Path(output.result).parent)
+
+
+def get_previous_cycle(wildcards):
+    """Cycle k waits for cycle k-1, so cycles of one experiment never overlap."""
+    cycle = int(wildcards.cycle)
+    if cycle == 0:
+        return []
+    return llem_workflow.cycle_dir(wildcards.campaign, wildcards.run_id, wildcards.exp, cycle - 1)
+
+
+def get_cycle_dirs(wildcards):
+    """Every cycle folder of one experiment."""
+    get_experiment(wildcards)
+    return PLAN.cycle_dirs(wildcards.exp)
+
+
+def get_campaign_results(wildcards):
+    """result.json of every experiment of the campaign run."""
+    if (wildcards.campaign, wildcards.run_id) != (PLAN.campaign, PLAN.run_id):
+        raise WorkflowError(
+            f"results/{wildcards.campaign}/{wildcards.run_id} is not the configured campaign run"
+        )
+    return PLAN.result_paths()
+
+
+def get_gpu_count(wildcards):
+    """GPUs one experiment uses (0 for CPU experiments); the job allocation's `gpu`."""
+    return get_experiment(wildcards).gpu_count
+
+
+def get_store(wildcards):
+    """Store the campaign's results are ingested into."""
+    return PLAN.store

@@ -1,0 +1,23 @@
+# Materialize each model once, shared by every campaign: resources/models/<model_key>/.
+
+
+rule prepare_model:
+    input:
+        # The model key fixes everything preparation depends on, so edits to the rest of this
+        # experiment's config must not prepare the model again.
+        spec=ancient(get_model_spec),
+    output:
+        marker="resources/models/{model_key}/llem-model.json",
+    params:
+        models_dir=get_models_dir_of_output,
+    log:
+        "logs/prepare_model/{model_key}.log",
+    benchmark:
+        "benchmarks/prepare_model/{model_key}.tsv"
+    resources:
+        gpu=0,
+        mem_mb=16000,
+        runtime=120,
+    shell:
+        "python -m llem prepare-model --spec {input.spec:q}"
+        " --models-dir {params.models_dir:q} > {log:q} 2>&1"

@@ -1,0 +1,26 @@
+# Ingest a campaign run's results into the store. This local rule is the only writer of the
+# store; its output is a receipt, never the store (Snakemake deletes outputs before a re-run).
+
+
+localrules:
+    ingest,
+
+
+rule ingest:
+    input:
+        results=get_campaign_results,
+    output:
+        receipt="results/{campaign}/{run_id}/ingest.json",
+    params:
+        store=get_store,
+    log:
+        "logs/ingest/{campaign}/{run_id}.log",
+    benchmark:
+        "benchmarks/ingest/{campaign}/{run_id}.tsv"
+    resources:
+        gpu=0,
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m llem ingest --store {params.store:q} --receipt {output.receipt:q}"
+        " {input.results:q} > {log:q} 2>&1"
