@@ -40,7 +40,6 @@ from llem.domain.metrics import (
     MeasuredWindow,
     MemoryEfficiencyMetrics,
     PhaseEnergy,
-    RequestLatencyMetrics,
     ThermalThrottleInfo,
 )
 from llem.errors import AggregationError, SchemaValidationError
@@ -419,6 +418,8 @@ def combine_phases(raws: Sequence[RawProcessResult]) -> PhaseEnergy | None:
 
 
 def _extended(raws: Sequence[RawProcessResult], stats: Any) -> ExtendedEfficiencyMetrics:
+    from llem.inference.latency import request_latency_metrics
+
     batches = [r.extended_metrics.batch for r in raws]
     num_batches = sum(b.num_batches or 0 for b in batches)
     requests = sum(
@@ -445,13 +446,7 @@ def _extended(raws: Sequence[RawProcessResult], stats: Any) -> ExtendedEfficienc
             padding_overhead=sum(padding) / len(padding) if padding else None,
             num_batches=num_batches or None,
         ),
-        request_latency=RequestLatencyMetrics(
-            e2e_latency_mean_ms=stats.e2e_mean_ms if stats else None,
-            e2e_latency_median_ms=stats.e2e_median_ms if stats else None,
-            e2e_latency_p95_ms=stats.e2e_p95_ms if stats else None,
-            e2e_latency_p99_ms=stats.e2e_p99_ms if stats else None,
-            e2e_latency_samples=stats.e2e_samples if stats else 0,
-        ),
+        request_latency=request_latency_metrics(stats),
     )
 
 

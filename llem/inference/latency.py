@@ -11,7 +11,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from llem.domain.metrics import LatencyMeasurements, LatencyStatistics
+from llem.domain.metrics import (
+    LatencyMeasurements,
+    LatencyStatistics,
+    RequestLatencyMetrics,
+)
 from llem.inference.generation import BatchOutcome
 
 
@@ -102,3 +106,16 @@ def merge_measurements(parts: Iterable[LatencyMeasurements]) -> LatencyMeasureme
         merged.total_output_tokens += part.total_output_tokens
         merged.measurement_mode = part.measurement_mode
     return merged
+
+
+def request_latency_metrics(stats: LatencyStatistics | None) -> RequestLatencyMetrics:
+    """The end-to-end part of latency statistics, in the extended-metrics shape."""
+    if stats is None:
+        return RequestLatencyMetrics()
+    return RequestLatencyMetrics(
+        e2e_latency_mean_ms=stats.e2e_mean_ms,
+        e2e_latency_median_ms=stats.e2e_median_ms,
+        e2e_latency_p95_ms=stats.e2e_p95_ms,
+        e2e_latency_p99_ms=stats.e2e_p99_ms,
+        e2e_latency_samples=stats.e2e_samples,
+    )

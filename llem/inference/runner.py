@@ -37,7 +37,6 @@ from llem.domain.metrics import (
     ExtendedEfficiencyMetrics,
     InferenceMetrics,
     MemoryEfficiencyMetrics,
-    RequestLatencyMetrics,
     WarmupResult,
 )
 from llem.errors import MeasurementError
@@ -46,7 +45,11 @@ from llem.inference.devices import DevicePlan, plan_device
 from llem.inference.distributed import Coordinator, RankInfo
 from llem.inference.flops import estimate_flops, non_embedding_parameters
 from llem.inference.generation import BatchOutcome, generate_batch, generation_kwargs
-from llem.inference.latency import collect_latencies, latency_statistics
+from llem.inference.latency import (
+    collect_latencies,
+    latency_statistics,
+    request_latency_metrics,
+)
 from llem.inference.loading import LoadedModel, load_model
 from llem.inference.phases import split_phases
 from llem.inference.prompts import load_prompts
@@ -378,13 +381,7 @@ def _build_result(
                 padding_overhead=padding / (padding + input_tokens) if input_tokens else None,
                 num_batches=len(outcomes),
             ),
-            request_latency=RequestLatencyMetrics(
-                e2e_latency_mean_ms=stats.e2e_mean_ms if stats else None,
-                e2e_latency_median_ms=stats.e2e_median_ms if stats else None,
-                e2e_latency_p95_ms=stats.e2e_p95_ms if stats else None,
-                e2e_latency_p99_ms=stats.e2e_p99_ms if stats else None,
-                e2e_latency_samples=stats.e2e_samples if stats else 0,
-            ),
+            request_latency=request_latency_metrics(stats),
         ),
         per_request_latencies_ms=list(latencies.e2e_ms),
         gpu_utilisation_samples=gpu_utilisation,
