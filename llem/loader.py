@@ -38,6 +38,16 @@ _LATER_LINE_VERSIONS = ("2.0", "3.0")
 #: Marks energy of v2 imports: the earlier tool did not record its source per figure.
 UNRECORDED_SOURCE = "unrecorded"
 
+#: Why a v2 zero becomes null: the earlier tool wrote 0.0 for what it did not measure.
+ZERO_ENERGY_REASON = "the earlier tool recorded 0 J, which it wrote when energy was not measured"
+_FAILED_REASON = "energy tracking failed in the earlier tool"
+
+#: v2 energy-metric fields whose 0.0 default meant "not measured".
+_V2_ZERO_MEANS_UNMEASURED = (
+    "gpu_energy_j", "cpu_energy_j", "ram_energy_j", "gpu_power_w", "cpu_power_w",
+    "emissions_kg_co2", "energy_per_token_j",
+)
+
 
 @dataclass(frozen=True)
 class LoadedResult:
@@ -160,8 +170,8 @@ def _to_v3(document: dict[str, Any], fmt: str) -> ResultModel:
 
 
 def upgrade_v2(document: dict[str, Any], shape: str) -> ResultModel:
-    """v2 -> v3: same fields; v3-only fields null; energy recorded as 0 by a failed tracker
-    becomes null with the reason."""
+    """v2 -> v3: same fields; v3-only fields null; energy the earlier tool recorded as 0
+    (its way of saying 'not measured') becomes null with the reason."""
     data = dict(document, schema_version=SCHEMA_VERSION)
     if shape == "raw":
         return RawProcessResult.model_validate(_upgrade_v2_raw(data))
@@ -179,10 +189,16 @@ def _upgrade_v2_raw(data: dict[str, Any]) -> dict[str, Any]:
     # Before 2025-12-21 v2 files had no names; v2 read them as empty strings.
     out.setdefault("config_name", "")
     out.setdefault("model_name", "")
-    if data.get("energy_tracking_failed"):
+    for name in _V2_ZERO_MEANS_UNMEASURED:
+        if not energy.get(name):
+            energy[name] = None
+    reason = _FAILED_REASON if data.get("energy_tracking_failed") else (
+        ZERO_ENERGY_REASON if energy.get("total_energy_j") == 0 else None
+    )
+    if reason is not None:
         energy["total_energy_j"] = None
-        energy["unavailable_reason"] = "energy tracking failed in the earlier tool"
-        out["energy_unavailable_reason"] = energy["unavailable_reason"]
+        energy["unavailable_reason"] = reason
+        out["energy_unavailable_reason"] = reason
     energy.setdefault("energy_source", UNRECORDED_SOURCE)
     out["energy_metrics"] = energy
     out["energy_source"] = UNRECORDED_SOURCE
@@ -193,10 +209,13 @@ def _upgrade_v2_raw(data: dict[str, Any]) -> dict[str, Any]:
 def _upgrade_v2_aggregated(data: dict[str, Any]) -> dict[str, Any]:
     processes = [_upgrade_v2_raw(p) for p in data.get("process_results", [])]
     out = dict(data, process_results=processes, energy_source=UNRECORDED_SOURCE)
-    if data.get("energy_tracking_failed"):
+    reason = _FAILED_REASON if data.get("energy_tracking_failed") else (
+        ZERO_ENERGY_REASON if data.get("total_energy_j") == 0 else None
+    )
+    if reason is not None:
         out["total_energy_j"] = None
         out["avg_energy_per_token_j"] = None
-        out["energy_unavailable_reason"] = "energy tracking failed in the earlier tool"
+        out["energy_unavailable_reason"] = reason
     if processes:
         out["output_tokens"] = sum(p["output_tokens"] or 0 for p in processes)
         names = {p.get("model_name") for p in processes if p.get("model_name")}

@@ -156,3 +156,18 @@ def test_validate_command_on_non_result_has_no_traceback(tmp_path: Path) -> None
     out = _cli("validate", str(path))
     assert out.returncode == 1 and "not a result document" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_v2_zero_energy_means_unmeasured(tmp_path: Path) -> None:
+    doc = docs.v2_aggregated_dec2025((0.0, 0.0))
+    doc["total_energy_j"] = 0.0
+    doc["avg_energy_per_token_j"] = 0.0
+    model = llem.load_result(docs.write(tmp_path, "r.json", doc))
+    assert model.total_energy_j is None and model.avg_energy_per_token_j is None
+    assert "recorded 0 J" in model.energy_unavailable_reason
+    process = model.process_results[0]
+    assert process.energy_metrics.total_energy_j is None
+    assert process.energy_metrics.gpu_power_w is None  # v2 default 0.0: not measured
+    measured = llem.load_result(docs.write(tmp_path, "m.json", docs.v2_raw_jan2026()))
+    assert measured.energy_metrics.gpu_energy_j == 150.0
+    assert measured.energy_metrics.cpu_energy_j is None

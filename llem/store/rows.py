@@ -30,10 +30,9 @@ from pydantic import BaseModel
 
 from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
 from llem.errors import LlemError
-from llem.loader import LoadedResult
+from llem.loader import ZERO_ENERGY_REASON, LoadedResult
 
 #: Reason given when a file of the earlier tool recorded 0 J.
-ZERO_ENERGY_REASON = "the earlier tool recorded 0 J, which it wrote when energy was not measured"
 
 
 class RowError(LlemError):
