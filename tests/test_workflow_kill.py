@@ -1,7 +1,7 @@
 """SIGKILL in the middle of a measured window: nothing looks complete, the next run redoes it.
 
 Snakemake and the measuring job are killed together (as a crashed node or an OOM kill of the
-whole session would); the store must hold no result of the killed experiment, and the next
+whole allocation would); the store must hold no result of the killed experiment, and the next
 run must redo exactly that experiment.
 """
 
