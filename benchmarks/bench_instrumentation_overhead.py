@@ -68,7 +68,10 @@ def main() -> int:
         "batching": {"batch_size": args.batch_size},
         "decoder": {"max_output_tokens": args.max_new, "min_output_tokens": args.max_new},
         "energy": {"backend": "estimate", "cpu_tdp_w": 65.0, "min_window_sec": 0.0},
-        "warmup": {"enabled": False},
+        # Warm up as llem always does (outside the window): each round loads its own model,
+        # and a cold first batch would be counted as instrumentation overhead.
+        "warmup": {"enabled": True, "convergence_detection": False, "max_prompts": 3,
+                   "window_size": 3, "min_prompts": 1},
         "timeseries": {"enabled": True, "save": False, "sample_interval_ms": args.interval_ms},
     })
     spec = make_spec(exp)

@@ -227,7 +227,8 @@ def sync_specs(plan: CampaignPlan, root: str | Path = ".") -> list[str]:
 
     An unchanged spec is left alone so its modification time, and with it everything
     downstream, stays as it is. Writes are atomic, so concurrent parses (cluster jobs parse
-    the workflow too) never see a half-written spec.
+    the workflow too) never see a half-written spec; they skip fsync, which would dominate
+    planning a large sweep, because a spec is derived and rewritten whenever it differs.
     """
     root = Path(root)
     written: list[str] = []
@@ -237,7 +238,7 @@ def sync_specs(plan: CampaignPlan, root: str | Path = ".") -> list[str]:
         document = planned.spec.to_document()
         if _json_file_equals(path, document):
             continue
-        write_json_atomic(path, document)
+        write_json_atomic(path, document, durable=False)
         written.append(rel)
     return written
 
