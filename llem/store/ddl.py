@@ -395,9 +395,12 @@ def arrow_schema(table: Table) -> pa.Schema:
 
 
 def arrow_table(table: Table, rows: list[dict]) -> pa.Table:
-    """Rows (dicts keyed by column name) as an Arrow table with the declared types."""
-    columns = {c.name: [row.get(c.name) for row in rows] for c in table.columns}
-    return pa.table(columns, schema=arrow_schema(table))
+    """Rows (dicts keyed by column name) as an Arrow table with the declared types.
+
+    Keys that are not columns are ignored and missing columns are null; Arrow converts the
+    rows itself, several times faster than building Python column lists first.
+    """
+    return pa.Table.from_pylist(rows, schema=arrow_schema(table))
 
 
 def _quote(text: str) -> str:
