@@ -73,8 +73,19 @@ def read_result(path: str | Path) -> LoadedResult:
         content = Path(path).read_bytes()
     except OSError as exc:
         raise ResultLoadError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+    _, document = decode_document(content, source)
+    return parse_document(document, source, content)
+
+
+def decode_document(content: bytes, source: str = "<document>") -> tuple[str, Any]:
+    """The text and parsed JSON of a file's bytes; one-line ResultLoadError otherwise.
+
+    NaN and Infinity are refused: they are not JSON, and a result must say null, with a
+    reason, for a figure it could not measure.
+    """
     try:
-        document = json.loads(content.decode("utf-8-sig"))
+        text = content.decode("utf-8-sig")
+        return text, json.loads(text, parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise ResultLoadError(f"{source}: not UTF-8 text: {exc.reason}") from exc
     except json.JSONDecodeError as exc:
@@ -82,7 +93,12 @@ def read_result(path: str | Path) -> LoadedResult:
         raise ResultLoadError(
             f"{source}: {what} at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
-    return parse_document(document, source, content)
+    except ValueError as exc:
+        raise ResultLoadError(f"{source}: {exc}") from exc
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON (a number that is not finite)")
 
 
 def parse_document(

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from llem.errors import ResultLoadError
-from llem.loader import detect_format, format_label
+from llem.loader import decode_document, detect_format, format_label
 from llem.schema import validate_document
 
 
@@ -24,14 +23,12 @@ def validate_file(path: str | Path) -> FileReport:
     """Every schema failure of one file (``$.json.path: reason``), or none."""
     report = FileReport(str(path))
     try:
-        document = json.loads(Path(path).read_bytes())
+        content = Path(path).read_bytes()
     except OSError as exc:
         report.errors.append(f"cannot read: {exc.strerror or exc}")
         return report
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        report.errors.append(f"not valid JSON: {exc}")
-        return report
     try:
+        _, document = decode_document(content, str(path))
         fmt = detect_format(document, str(path))
     except ResultLoadError as exc:
         report.errors.append(str(exc).removeprefix(f"{path}: "))

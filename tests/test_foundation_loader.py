@@ -171,3 +171,9 @@ def test_v2_zero_energy_means_unmeasured(tmp_path: Path) -> None:
     measured = llem.load_result(docs.write(tmp_path, "m.json", docs.v2_raw_jan2026()))
     assert measured.energy_metrics.gpu_energy_j == 150.0
     assert measured.energy_metrics.cpu_energy_j is None
+
+
+def test_non_finite_numbers_are_refused(tmp_path: Path) -> None:
+    text = json.dumps(docs.v3_aggregated()).replace('"total_energy_j": 310.0',
+                                                    '"total_energy_j": NaN')
+    assert "NaN is not valid JSON" in _raise_for(tmp_path, text)

@@ -36,7 +36,7 @@ import pyarrow as pa
 from llem import __version__
 from llem.errors import LlemError, ResultLoadError, StoreError
 from llem.io import write_json_atomic
-from llem.loader import LoadedResult, parse_document, read_result
+from llem.loader import LoadedResult, decode_document, parse_document
 from llem.store.connection import open_store, open_store_read_only, set_meta, writer_meta
 from llem.store.ddl import (
     CYCLE_STATISTICS,
@@ -322,14 +322,9 @@ def _load(
     source = str(path)
     outcome = FileOutcome(source, NEW)
     try:
-        text = content.decode("utf-8-sig")
-        document = json.loads(text, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        outcome.status, outcome.reason = REFUSED, _loader_error(path)
-        report.files.append(outcome)
-        return None
-    except ValueError as exc:
-        outcome.status, outcome.reason = REFUSED, str(exc)
+        text, document = decode_document(content, source)
+    except ResultLoadError as exc:
+        outcome.status, outcome.reason = REFUSED, _reason(exc, source)
         report.files.append(outcome)
         return None
     if not explicit and not looks_like_result(document):
@@ -372,19 +367,6 @@ def looks_like_result(document: object) -> bool:
         and "experiment_id" in document
         and not _SHAPE_KEYS.isdisjoint(document)
     )
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON (a number that is not finite)")
-
-
-def _loader_error(path: Path) -> str:
-    """The loader's own one-line reason for a file that is not readable JSON."""
-    try:
-        read_result(path)
-    except ResultLoadError as exc:
-        return _reason(exc, str(path))
-    return "cannot be read as JSON"  # pragma: no cover - read_result failed above
 
 
 def _read_timeseries(candidate: _Candidate, loaded: LoadedResult, batch_id: str) -> None:
