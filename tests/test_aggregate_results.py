@@ -174,6 +174,21 @@ def test_cli_writes_a_schema_valid_result(tmp_path: Path) -> None:
     assert doc["config_hash"] == spec.config_hash and doc["campaign"] == "c"
 
 
+def test_cli_reads_the_cycles_beside_its_output_by_default(tmp_path: Path) -> None:
+    """Without --exp-dir the experiment folder is the one result.json goes into."""
+    spec = spec_for(num_processes=1)
+    spec_path = tmp_path / "spec.json"
+    write_experiment_spec(spec, spec_path)
+    _write_cycle(tmp_path / "exp", 0, [raw(0, spec=spec)])
+    out = tmp_path / "exp" / "result.json"
+    assert main(["aggregate", "--spec", str(spec_path), "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["output_tokens"] == raw(0, spec=spec).output_tokens
+    elsewhere = tmp_path / "empty" / "result.json"
+    elsewhere.parent.mkdir()
+    assert main(["aggregate", "--spec", str(spec_path), "--out", str(elsewhere)]) != 0
+    assert not elsewhere.exists()
+
+
 def test_a_rank_without_its_completion_marker_is_missing(tmp_path: Path) -> None:
     spec = spec_for(num_processes=2)
     _write_cycle(tmp_path, 0, [raw(0, spec=spec)])

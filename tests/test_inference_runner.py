@@ -11,8 +11,9 @@ import pytest
 from llem.config.campaign import make_spec, parse_experiment, write_experiment_spec
 from llem.domain.experiment import RawProcessResult
 from llem.domain.metrics import WarmupResult
-from llem.errors import MeasurementError
+from llem.errors import MeasurementError, ModelPreparationError
 from llem.inference.loading import LoadedModel
+from llem.inference.models import MODEL_RECORD, model_key, models_dir_of_record
 from llem.inference.runner import MeasureInputs, measure
 from llem.inference.tiny import build_tiny_model
 
@@ -139,3 +140,29 @@ def test_measure_cli_runs_one_cycle(tiny: Path, tmp_path: Path) -> None:
     assert code == 0
     raw = RawProcessResult.model_validate_json((out / "raw" / "process_0.json").read_text())
     assert raw.cycle_id == 1 and raw.cycle_run_info["cycle_id"] == 1
+
+
+def test_measure_cli_takes_the_prepared_model_record(tiny: Path, tmp_path: Path) -> None:
+    """The workflow hands measure the record prepare-model wrote, and a wrong one is refused."""
+    from llem.cli import main
+
+    spec = _spec(tiny, warmup={"enabled": False})
+    spec_path = tmp_path / "spec.json"
+    write_experiment_spec(spec, spec_path)
+    models = tmp_path / "models"
+    assert main(["prepare-model", "--spec", str(spec_path), "--models-dir", str(models)]) == 0
+    record = models / model_key(spec.config) / MODEL_RECORD
+    out = tmp_path / "exp" / "cycle_0"
+    assert main(["measure", "--spec", str(spec_path), "--model-record", str(record),
+                 "--out-dir", str(out)]) == 0
+    assert (out / "raw" / "process_0.done").is_file()
+
+    other = models / "org--other-model" / MODEL_RECORD
+    other.parent.mkdir()
+    other.write_text(record.read_text())
+    with pytest.raises(ModelPreparationError, match="org--other-model"):
+        models_dir_of_record(other, spec.config)
+    refused = tmp_path / "refused" / "cycle_0"
+    assert main(["measure", "--spec", str(spec_path), "--model-record", str(other),
+                 "--out-dir", str(refused)]) != 0
+    assert not refused.exists()

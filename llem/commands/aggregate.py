@@ -12,8 +12,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Combine cycle_*/raw/process_*.json into a schema-validated result.json.",
     )
     parser.add_argument("--spec", type=Path, required=True, help="Experiment spec (JSON).")
-    parser.add_argument("--exp-dir", type=Path, required=True,
-                        help="Experiment folder holding cycle_<k>/ folders.")
+    parser.add_argument("--exp-dir", type=Path,
+                        help="Experiment folder holding cycle_<k>/ folders "
+                        "(default: the folder of --out).")
     parser.add_argument("--out", type=Path, required=True, help="result.json to write.")
     parser.set_defaults(func=_aggregate)
 
@@ -23,7 +24,8 @@ def _aggregate(args: argparse.Namespace) -> int:
     from llem.config.campaign import read_experiment_spec
 
     spec = read_experiment_spec(args.spec)
-    result = aggregate_experiment(spec, args.exp_dir)
+    exp_dir = args.out.parent if args.exp_dir is None else args.exp_dir
+    result = aggregate_experiment(spec, exp_dir)
     write_result(result, args.out)
     print(args.out)
     return 0

@@ -16,8 +16,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="environment.json of this job (collected now if omitted).")
     parser.add_argument("--baseline", type=Path,
                         help="baseline.json of this job's devices (no baseline if omitted).")
-    parser.add_argument("--models-dir", type=Path, default=Path("resources/models"),
-                        help="Prepared models folder (default resources/models).")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--models-dir", type=Path, default=Path("resources/models"),
+                       help="Prepared models folder (default resources/models).")
+    where.add_argument("--model-record", type=Path,
+                       help="The prepared model's llem-model.json; its models folder is used, "
+                       "and it must be this spec's model.")
     parser.add_argument("--out-dir", type=Path, required=True,
                         help="Cycle folder: warmup.json, raw/, timeseries/ go here.")
     parser.add_argument("--cycle", type=int, default=0, help="Cycle index, from 0.")
@@ -29,9 +33,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _measure(args: argparse.Namespace) -> int:
     from llem.config.campaign import read_experiment_spec
     from llem.inference.distributed import RankInfo, launch_workers
+    from llem.inference.models import models_dir_of_record
     from llem.inference.runner import MeasureInputs, measure
 
     spec = read_experiment_spec(args.spec)
+    if args.model_record is not None:
+        args.models_dir = models_dir_of_record(args.model_record, spec.config)
     processes = spec.config.num_processes
     if processes > 1 and not args.rank_worker:
         worker_args = ["measure", "--spec", str(args.spec), "--models-dir", str(args.models_dir),

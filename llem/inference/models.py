@@ -76,6 +76,25 @@ def prepared_dir(config: ExperimentConfig, models_dir: str | Path) -> Path:
     return Path(models_dir) / model_key(config)
 
 
+def models_dir_of_record(record: str | Path, config: ExperimentConfig) -> Path:
+    """The models folder holding ``record`` (a prepared model's llem-model.json).
+
+    Refuses a record of another model, so a job handed the wrong file fails before loading.
+    """
+    record = Path(record)
+    if record.name != MODEL_RECORD:
+        raise ModelPreparationError(f"{record}: not a prepared-model record ({MODEL_RECORD})")
+    if not record.is_file():
+        raise ModelPreparationError(f"{record}: no such prepared-model record")
+    expected = model_key(config)
+    if record.parent.name != expected:
+        raise ModelPreparationError(
+            f"{record}: record of model {record.parent.name!r}, but this experiment's model "
+            f"is {expected!r}"
+        )
+    return record.parent.parent
+
+
 @dataclass(frozen=True)
 class PreparedModel:
     """A model ready to load: the record written by :func:`prepare_model`."""

@@ -7,8 +7,6 @@ rule aggregate:
         cycles=get_cycle_dirs,
     output:
         result="results/{campaign}/{run_id}/{exp}/result.json",
-    params:
-        exp_dir=get_experiment_dir,
     log:
         "logs/aggregate/{campaign}/{run_id}/{exp}.log",
     benchmark:
@@ -18,5 +16,4 @@ rule aggregate:
         mem_mb=2000,
         runtime=10,
     shell:
-        "python -m llem aggregate --spec {input.spec:q} --exp-dir {params.exp_dir:q}"
-        " --out {output.result:q} > {log:q} 2>&1"
+        "python -m llem aggregate --spec {input.spec:q} --out {output.result:q} > {log:q} 2>&1"

@@ -50,16 +50,6 @@ def get_models_dir_of_output(wildcards, output):
     return str(Path(output.marker).parent.parent)
 
 
-def get_models_dir_of_input(wildcards, input):
-    """Models folder holding the prepared model this job reads (resources/models)."""
-    return str(Path(input.model).parent.parent)
-
-
-def get_experiment_dir(wildcards, output):
-    """Folder of the experiment whose result.json this job writes."""
-    return str(Path(output.result).parent)
-
-
 def get_previous_cycle(wildcards):
     """Cycle k waits for cycle k-1, so cycles of one experiment never overlap."""
     cycle = int(wildcards.cycle)

@@ -50,8 +50,6 @@ rule measure:
         previous_cycle=get_previous_cycle,
     output:
         cycle=directory("results/{campaign}/{run_id}/{exp}/cycle_{cycle}"),
-    params:
-        models_dir=get_models_dir_of_input,
     log:
         "logs/measure/{campaign}/{run_id}/{exp}/cycle_{cycle}.log",
     benchmark:
@@ -65,5 +63,5 @@ rule measure:
         runtime=120,
     shell:
         "python -m llem measure --spec {input.spec:q} --environment {input.environment:q}"
-        " --baseline {input.baseline:q} --models-dir {params.models_dir:q}"
+        " --baseline {input.baseline:q} --model-record {input.model:q}"
         " --out-dir {output.cycle:q} --cycle {wildcards.cycle:q} > {log:q} 2>&1"
