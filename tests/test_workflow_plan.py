@@ -11,8 +11,10 @@ import pytest
 from llem.config.campaign import read_experiment_spec
 from llem.errors import ConfigError
 from llem.workflow import (
+    GC_GEN0_THRESHOLD,
     plan_campaign,
     plan_campaign_file,
+    relax_garbage_collection,
     result_path,
     spec_path,
     sync_specs,
@@ -147,3 +149,20 @@ def test_config_readme_documents_every_key() -> None:
     missing = [k for k in keys(CampaignConfig) + keys(ExperimentConfig)
                if f"| `{k}` |" not in readme]
     assert missing == []
+
+
+def test_relaxed_garbage_collection_only_raises_the_young_threshold() -> None:
+    """The workflow collects less often but never turns collection off or lowers a setting."""
+    import gc
+
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        relax_garbage_collection()
+        assert gc.get_threshold() == (GC_GEN0_THRESHOLD, 10, 10)
+        assert gc.isenabled()
+        gc.set_threshold(10 * GC_GEN0_THRESHOLD, 5, 5)
+        relax_garbage_collection()
+        assert gc.get_threshold() == (10 * GC_GEN0_THRESHOLD, 5, 5)
+    finally:
+        gc.set_threshold(*saved)

@@ -8,6 +8,8 @@ from llem.errors import ConfigError
 
 # Jobs call `python -m llem` with the interpreter running this workflow, activated or not.
 llem_workflow.put_interpreter_first_on_path()
+# Large sweeps plan faster when Python's garbage collector runs less often.
+llem_workflow.relax_garbage_collection()
 
 # A bad config stops here, before any job, with one line per problem naming file and field.
 try:
