@@ -38,7 +38,7 @@ _LATER_LINE_VERSIONS = ("2.0", "3.0")
 #: Marks energy of v2 imports: the earlier tool did not record its source per figure.
 UNRECORDED_SOURCE = "unrecorded"
 
-#: Why a v2 zero becomes null: the earlier tool wrote 0.0 for what it did not measure.
+#: Why an imported zero becomes null: the earlier tool wrote 0.0 for what it did not measure.
 ZERO_ENERGY_REASON = "the earlier tool recorded 0 J, which it wrote when energy was not measured"
 _FAILED_REASON = "energy tracking failed in the earlier tool"
 
@@ -198,6 +198,15 @@ def upgrade_v2(document: dict[str, Any], shape: str) -> ResultModel:
     return MultiCycleResult.model_validate(dict(data, cycle_results=cycles))
 
 
+def _unmeasured_reason(data: dict[str, Any], total_energy_j: Any) -> str | None:
+    """Why an earlier tool's energy total is not a measurement, or None when it is one."""
+    if data.get("energy_tracking_failed"):
+        return _FAILED_REASON
+    if total_energy_j == 0:
+        return ZERO_ENERGY_REASON
+    return None
+
+
 def _upgrade_v2_raw(data: dict[str, Any]) -> dict[str, Any]:
     energy = dict(data.get("energy_metrics", {}))
     inference = data.get("inference_metrics", {})
@@ -208,9 +217,7 @@ def _upgrade_v2_raw(data: dict[str, Any]) -> dict[str, Any]:
     for name in _V2_ZERO_MEANS_UNMEASURED:
         if not energy.get(name):
             energy[name] = None
-    reason = _FAILED_REASON if data.get("energy_tracking_failed") else (
-        ZERO_ENERGY_REASON if energy.get("total_energy_j") == 0 else None
-    )
+    reason = _unmeasured_reason(data, energy.get("total_energy_j"))
     if reason is not None:
         energy["total_energy_j"] = None
         energy["unavailable_reason"] = reason
@@ -225,9 +232,7 @@ def _upgrade_v2_raw(data: dict[str, Any]) -> dict[str, Any]:
 def _upgrade_v2_aggregated(data: dict[str, Any]) -> dict[str, Any]:
     processes = [_upgrade_v2_raw(p) for p in data.get("process_results", [])]
     out = dict(data, process_results=processes, energy_source=UNRECORDED_SOURCE)
-    reason = _FAILED_REASON if data.get("energy_tracking_failed") else (
-        ZERO_ENERGY_REASON if data.get("total_energy_j") == 0 else None
-    )
+    reason = _unmeasured_reason(data, data.get("total_energy_j"))
     if reason is not None:
         out["total_energy_j"] = None
         out["avg_energy_per_token_j"] = None
@@ -281,4 +286,9 @@ def upgrade_later_line(document: dict[str, Any]) -> AggregatedResult:
         "energy_source": UNRECORDED_SOURCE,
         "measurement_warnings": d.get("measurement_warnings"),
     }
+    reason = _unmeasured_reason(d, d.get("total_energy_j"))
+    if reason is not None:
+        data["total_energy_j"] = None
+        data["avg_energy_per_token_j"] = None
+        data["energy_unavailable_reason"] = reason
     return AggregatedResult.model_validate(data)

@@ -81,6 +81,17 @@ def test_real_upstream_later_line_files_load(name: str) -> None:
     assert loaded.schema_version in ("2.0", "3.0")
 
 
+def test_later_line_zero_energy_means_unmeasured(tmp_path: Path) -> None:
+    """The later line inherited the 0 J convention; its zeros load as null with the reason."""
+    doc = docs.upstream("gpt2_pytorch_v2.0.json")
+    doc["total_energy_j"] = 0.0
+    model = llem.load_result(docs.write(tmp_path, "r.json", doc))
+    assert model.total_energy_j is None and model.avg_energy_per_token_j is None
+    assert "recorded 0 J" in model.energy_unavailable_reason
+    measured = llem.load_result(docs.UPSTREAM_DIR / "gpt2_pytorch_v2.0.json")
+    assert measured.energy_unavailable_reason is None
+
+
 def test_later_line_environment_is_upgraded() -> None:
     model = llem.load_result(docs.UPSTREAM_DIR / "gpt2_pytorch_v2.0.json")
     assert model.environment.summary_line == (

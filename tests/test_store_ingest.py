@@ -143,6 +143,17 @@ def test_unmeasured_energy_of_v2_is_null_with_reason(tmp_path: Path, store: Path
     assert dec == [(120.0, None), (130.0, None)]
 
 
+def test_unmeasured_energy_of_the_later_line_is_null_with_reason(tmp_path: Path,
+                                                               store: Path) -> None:
+    doc = docs.upstream("gpt2_pytorch_v2.0.json")
+    doc["total_energy_j"] = 0.0
+    ingest_paths([docs.write(tmp_path, "r.json", doc)], store)
+    row = _sql(store, "SELECT total_energy_j, adjusted_energy_j, energy_per_token_j, "
+                      "energy_unavailable_reason FROM results")[0]
+    assert row[:3] == (None, None, None)
+    assert "recorded 0 J" in row[3]
+
+
 def test_reingesting_is_a_no_op(tmp_path: Path, store: Path) -> None:
     files = sdocs.write_all(tmp_path, sdocs.every_format())
     ingest_paths(files, store)

@@ -11,7 +11,8 @@ Identity rules, chosen so the same result reached through different files gets t
   at the result id its aggregate would have, so the link holds whichever file came first.
 
 Numbers follow llem's rule "correct numbers or no numbers": files of the earlier tool wrote
-0.0 for energy and power they did not measure, so a zero there becomes null with a reason.
+0.0 for energy and power they did not measure; the loader has already turned those zeros into
+null with a reason.
 Derived figures (output tokens summed over processes, throughput over the wall window, J per
 output token) are computed only when every input is known.
 """
@@ -30,7 +31,7 @@ from pydantic import BaseModel
 
 from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
 from llem.errors import LlemError
-from llem.loader import ZERO_ENERGY_REASON, LoadedResult
+from llem.loader import LoadedResult
 
 #: Reason given when a file of the earlier tool recorded 0 J.
 
@@ -146,7 +147,7 @@ def _add_result(
         processes.append(row)
     rows.process_results.extend(processes)
     rows.results.append(
-        _result_row(agg, result_id, experiment_id, cycle_id, imported, base, document, processes)
+        _result_row(agg, result_id, experiment_id, cycle_id, base, document, processes)
     )
 
 
@@ -155,7 +156,6 @@ def _result_row(
     result_id: str,
     experiment_id: str,
     cycle_id: int | None,
-    imported: bool,
     base: dict[str, Any],
     document: dict[str, Any] | None,
     processes: list[dict[str, Any]],
@@ -167,10 +167,6 @@ def _result_row(
 
     energy = agg.total_energy_j
     reason = agg.energy_unavailable_reason
-    if imported and energy == 0.0:
-        energy, reason = None, reason or ZERO_ENERGY_REASON
-    if agg.energy_tracking_failed and energy is not None and imported:
-        energy, reason = None, reason or "energy tracking failed in the earlier tool"
 
     output_tokens = agg.output_tokens
     if output_tokens is None and complete:
@@ -305,10 +301,6 @@ def _process_row(
     im = p.inference_metrics
     energy = em.total_energy_j
     reason = p.energy_unavailable_reason or em.unavailable_reason
-    if imported and energy == 0.0:
-        energy, reason = None, reason or ZERO_ENERGY_REASON
-    if imported and p.energy_tracking_failed and energy is not None:
-        energy, reason = None, reason or "energy tracking failed in the earlier tool"
     start, start_utc = _timestamp(p.timestamps.start)
     end, _ = _timestamp(p.timestamps.end)
     breakdown = p.energy_breakdown
@@ -334,11 +326,11 @@ def _process_row(
         "tokens_per_second": im.tokens_per_second,
         "output_tokens_per_second": p.output_tokens_per_second or im.output_tokens_per_second,
         "total_energy_j": energy,
-        "gpu_energy_j": _measured(em.gpu_energy_j, imported),
-        "cpu_energy_j": _measured(em.cpu_energy_j, imported),
-        "ram_energy_j": _measured(em.ram_energy_j, imported),
-        "gpu_power_w": _measured(em.gpu_power_w, imported),
-        "cpu_power_w": _measured(em.cpu_power_w, imported),
+        "gpu_energy_j": em.gpu_energy_j,
+        "cpu_energy_j": em.cpu_energy_j,
+        "ram_energy_j": em.ram_energy_j,
+        "gpu_power_w": em.gpu_power_w,
+        "cpu_power_w": em.cpu_power_w,
         "adjusted_energy_j": breakdown.adjusted_j if breakdown and energy is not None else None,
         "baseline_power_w": breakdown.baseline_power_w if breakdown else None,
         "energy_source": p.energy_source or em.energy_source,
@@ -461,7 +453,11 @@ def _timestamp(value: datetime | None) -> tuple[datetime | None, bool | None]:
 
 
 def _measured(value: float | None, imported: bool) -> float | None:
-    """A figure of the earlier tool, where 0.0 meant 'not measured'."""
+    """A figure of the earlier tool, where 0.0 meant 'not measured'.
+
+    For the fields the v3 models allow to be null the loader has done this already; this is
+    for the one the model keeps non-nullable (peak memory).
+    """
     if imported and value == 0.0:
         return None
     return value
