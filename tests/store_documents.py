@@ -11,10 +11,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from . import documents as docs
+
+
+def fetch_all(store: Path, sql: str) -> list[tuple]:
+    """Rows of ``sql`` run on the store, opened read-only as a user's query would."""
+    conn = duckdb.connect(str(store), read_only=True)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
 
 
 def renamed(document: dict[str, Any], experiment_id: str) -> dict[str, Any]:

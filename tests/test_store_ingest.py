@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from llem.cli import main
@@ -13,18 +12,11 @@ from llem.store.ingest import ALREADY_PRESENT, NEW, REFUSED, ingest_paths
 
 from . import documents as docs
 from . import store_documents as sdocs
-
-
-def _sql(store: Path, sql: str) -> list[tuple]:
-    conn = duckdb.connect(str(store), read_only=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
+from .store_documents import fetch_all
 
 
 def _one(store: Path, sql: str):
-    return _sql(store, sql)[0][0]
+    return fetch_all(store, sql)[0][0]
 
 
 @pytest.fixture
@@ -40,18 +32,18 @@ def test_every_format_lands_with_its_rows(tmp_path: Path, store: Path) -> None:
     assert [f.status for f in report.files] == [NEW] * len(files)
     assert report.ok
     # aggregated: 1 row each; multi-cycle: one per cycle; lone per-process files: none
-    rows = dict(_sql(store, "SELECT source_format, count(*) FROM results GROUP BY ALL"))
+    rows = dict(fetch_all(store, "SELECT source_format, count(*) FROM results GROUP BY ALL"))
     assert rows == {"v2_aggregated": 2, "v2_multi_cycle": 3, "v3_aggregated": 1,
                     "v3_multi_cycle": 2, "later_line": 1}
     assert report.results_added == 9
-    ids = {r[0] for r in _sql(store, "SELECT result_id FROM results")}
+    ids = {r[0] for r in fetch_all(store, "SELECT result_id FROM results")}
     assert ids == {"v2-dec", "v2-jan", "v2-mc/cycle-0", "v2-mc/cycle-1", "v2-mc/cycle-2",
                    # llem's own results carry their config hash in the id
                    "v3-agg@0123456789abcdef", "v3-mc@0123456789abcdef/cycle-0",
                    "v3-mc@0123456789abcdef/cycle-1", "gpt2_20260313_142111"}
 
     # energy per result equals the documents' totals, and so does the sum over all
-    energy = dict(_sql(store, "SELECT result_id, total_energy_j FROM results"))
+    energy = dict(fetch_all(store, "SELECT result_id, total_energy_j FROM results"))
     assert energy["v2-dec"] == 250.0 and energy["v2-jan"] == 310.0
     assert [energy[f"v2-mc/cycle-{i}"] for i in range(3)] == [310.0, 312.0, 314.0]
     assert energy["gpt2_20260313_142111"] == pytest.approx(228.03882500813023)
@@ -63,7 +55,7 @@ def test_every_format_lands_with_its_rows(tmp_path: Path, store: Path) -> None:
     assert _one(store, "SELECT sum(total_energy_j) FROM results") == pytest.approx(expected)
 
     # every row keeps its source's schema version
-    versions = dict(_sql(store, "SELECT result_id, source_schema_version FROM results"))
+    versions = dict(fetch_all(store, "SELECT result_id, source_schema_version FROM results"))
     assert versions["v2-dec"] == "2.0.0" and versions["v3-agg@0123456789abcdef"] == "3.0.0"
     assert versions["gpt2_20260313_142111"] == "3.0"
 
@@ -71,11 +63,11 @@ def test_every_format_lands_with_its_rows(tmp_path: Path, store: Path) -> None:
     assert _one(store, "SELECT count(*) FROM process_results") == 18
     assert _one(store, "SELECT sum(total_energy_j) FROM process_results WHERE result_id = "
                        "'v2-mc/cycle-2'") == 152.0 + 162.0
-    lone = _sql(store, "SELECT p.embedded, r.result_id FROM process_results p "
+    lone = fetch_all(store, "SELECT p.embedded, r.result_id FROM process_results p "
                        "LEFT JOIN results r USING (result_id) WHERE p.experiment_id = 'v2-lone'")
     assert lone == [(False, None)]  # linked by id; its aggregate is not stored
 
-    stats = dict(_sql(store, "SELECT experiment_id, num_cycles FROM cycle_statistics"))
+    stats = dict(fetch_all(store, "SELECT experiment_id, num_cycles FROM cycle_statistics"))
     assert stats == {"v2-mc": 3, "v3-mc": 2}
 
     # the original documents are kept verbatim
@@ -87,17 +79,17 @@ def test_every_format_lands_with_its_rows(tmp_path: Path, store: Path) -> None:
 def test_derived_columns_follow_the_definitions(tmp_path: Path, store: Path) -> None:
     files = sdocs.write_all(tmp_path, sdocs.every_format())
     ingest_paths(files, store)
-    row = _sql(store, "SELECT model_name, output_tokens, energy_per_output_token_j, "
+    row = fetch_all(store, "SELECT model_name, output_tokens, energy_per_output_token_j, "
                       "throughput_tokens_per_sec, throughput_source, timestamps_utc "
                       "FROM results WHERE result_id = 'v2-jan'")[0]
     # output tokens summed over both processes (256 each); wall window 30 s
     assert row == ("meta-llama/Llama-3.2-1B", 512, pytest.approx(310.0 / 512),
                    pytest.approx(512 / 30.0), "derived_wall_window", False)
     assert _one(store, "SELECT model_name FROM results WHERE result_id = 'v2-dec'") is None
-    utc = _sql(store, "SELECT start_time, timestamps_utc FROM results "
+    utc = fetch_all(store, "SELECT start_time, timestamps_utc FROM results "
                       "WHERE result_id = 'v3-agg@0123456789abcdef'")
     assert str(utc[0][0]) == "2026-11-01 12:00:00" and utc[0][1] is True
-    later = _sql(store, "SELECT model_name, config_hash, adjusted_energy_j, baseline_power_w, "
+    later = fetch_all(store, "SELECT model_name, config_hash, adjusted_energy_j, baseline_power_w, "
                         "energy_source, output_tokens FROM results WHERE source_format = "
                         "'later_line'")[0]
     assert later == ("gpt2", "9944baab4dabe390", pytest.approx(68.95598090375523),
@@ -107,7 +99,7 @@ def test_derived_columns_follow_the_definitions(tmp_path: Path, store: Path) -> 
 def test_later_line_2_0_takes_model_from_effective_config(tmp_path: Path, store: Path) -> None:
     path = docs.write(tmp_path, "r.json", docs.upstream("gpt2_pytorch_v2.0.json"))
     ingest_paths([path], store)
-    assert _sql(store, "SELECT model_name, source_schema_version, precision FROM results") == [
+    assert fetch_all(store, "SELECT model_name, source_schema_version, precision FROM results") == [
         ("gpt2", "2.0", "bf16")
     ]
     # nested data is kept as JSON and can be reached with DuckDB's JSON operators
@@ -128,17 +120,17 @@ def test_unmeasured_energy_of_v2_is_null_with_reason(tmp_path: Path, store: Path
     zero["total_energy_j"] = 0.0
     ingest_paths([docs.write(tmp_path, "f.json", doc), docs.write(tmp_path, "z.json", zero)],
                  store)
-    rows = _sql(store, "SELECT result_id, total_energy_j, energy_per_output_token_j, "
+    rows = fetch_all(store, "SELECT result_id, total_energy_j, energy_per_output_token_j, "
                        "energy_per_token_j, energy_unavailable_reason FROM results ORDER BY 1")
     for result_id, energy, per_output, per_token, reason in rows:
         assert (energy, per_output, per_token) == (None, None, None), result_id
         assert reason
-    procs = _sql(store, "SELECT total_energy_j, gpu_energy_j, gpu_power_w, "
+    procs = fetch_all(store, "SELECT total_energy_j, gpu_energy_j, gpu_power_w, "
                         "energy_unavailable_reason FROM process_results WHERE experiment_id = "
                         "'failed'")
     assert all(p[:3] == (None, None, None) and p[3] for p in procs)
     # an unmeasured v2 component (0.0 default) is null too, a measured one is kept
-    dec = _sql(store, "SELECT total_energy_j, gpu_energy_j FROM process_results "
+    dec = fetch_all(store, "SELECT total_energy_j, gpu_energy_j FROM process_results "
                       "WHERE experiment_id = 'zero' ORDER BY process_index")
     assert dec == [(120.0, None), (130.0, None)]
 
@@ -148,7 +140,7 @@ def test_unmeasured_energy_of_the_later_line_is_null_with_reason(tmp_path: Path,
     doc = docs.upstream("gpt2_pytorch_v2.0.json")
     doc["total_energy_j"] = 0.0
     ingest_paths([docs.write(tmp_path, "r.json", doc)], store)
-    row = _sql(store, "SELECT total_energy_j, adjusted_energy_j, energy_per_token_j, "
+    row = fetch_all(store, "SELECT total_energy_j, adjusted_energy_j, energy_per_token_j, "
                       "energy_unavailable_reason FROM results")[0]
     assert row[:3] == (None, None, None)
     assert "recorded 0 J" in row[3]
@@ -157,11 +149,11 @@ def test_unmeasured_energy_of_the_later_line_is_null_with_reason(tmp_path: Path,
 def test_reingesting_is_a_no_op(tmp_path: Path, store: Path) -> None:
     files = sdocs.write_all(tmp_path, sdocs.every_format())
     ingest_paths(files, store)
-    before = _sql(store, "SELECT count(*), sum(total_energy_j) FROM results")
+    before = fetch_all(store, "SELECT count(*), sum(total_energy_j) FROM results")
     again = ingest_paths(files, store)
     assert [f.status for f in again.files] == [ALREADY_PRESENT] * len(files)
     assert again.ok and again.batch_id is None and again.results_added == 0
-    assert _sql(store, "SELECT count(*), sum(total_energy_j) FROM results") == before
+    assert fetch_all(store, "SELECT count(*), sum(total_energy_j) FROM results") == before
     assert _one(store, "SELECT count(*) FROM ingest_batches") == 1
     # the same bytes under another name are the same document
     copy = tmp_path / "copy.json"
@@ -264,7 +256,7 @@ def test_a_different_document_under_a_stored_id_is_refused(tmp_path: Path, store
     assert report.files[0].status == REFUSED
     assert "gpt2_20260313_142111" in report.files[0].reason
     assert "never replaced" in report.files[0].reason
-    assert _sql(store, "SELECT source_schema_version FROM results") == [("2.0",)]
+    assert fetch_all(store, "SELECT source_schema_version FROM results") == [("2.0",)]
     assert _one(store, "SELECT count(*) FROM documents") == 1
     # within one call the later file is the one refused
     other = tmp_path / "fresh.duckdb"
@@ -283,7 +275,7 @@ def test_the_same_result_met_in_two_files_is_stored_once(tmp_path: Path, store: 
     second = ingest_paths([result], store)
     assert second.files[0].status == NEW
     assert second.results_added == 1 and second.process_results_added == 0
-    linked = _sql(store, "SELECT p.process_index, r.model_name FROM process_results p "
+    linked = fetch_all(store, "SELECT p.process_index, r.model_name FROM process_results p "
                          "JOIN results r USING (result_id) ORDER BY 1")
     assert linked == [(0, "meta-llama/Llama-3.2-1B"), (1, "meta-llama/Llama-3.2-1B")]
     # time series came with the lone files and are not added again
@@ -295,7 +287,7 @@ def test_timeseries_named_by_a_result_are_ingested(tmp_path: Path, store: Path) 
     result = sdocs.v3_result_with_timeseries(tmp_path / "exp", "c/r/ts", samples=7)
     report = ingest_paths([result], store)
     assert report.timeseries_rows_added == 14
-    rows = _sql(store, "SELECT t.rank, count(*), sum(t.power_w), any_value(p.process_index) "
+    rows = fetch_all(store, "SELECT t.rank, count(*), sum(t.power_w), any_value(p.process_index) "
                        "FROM timeseries t JOIN process_results p USING (process_result_id) "
                        "GROUP BY ALL ORDER BY 1")
     expected_power = sum(200.0 + i for i in range(7))
@@ -344,7 +336,7 @@ def test_receipt_is_written_after_the_commit(tmp_path: Path, store: Path) -> Non
     assert data["counts"]["new"] == len(files) and data["counts"]["refused"] == 0
     assert data["counts"]["results_added"] == 9
     assert [f["path"] for f in data["files"]] == [str(f) for f in files]
-    assert _sql(store, "SELECT batch_id, files_new FROM ingest_batches") == [
+    assert fetch_all(store, "SELECT batch_id, files_new FROM ingest_batches") == [
         (data["batch_id"], len(files))
     ]
     # an ingest with nothing new still succeeds and says so

@@ -23,20 +23,13 @@ from llem.store.query import QueryError, run_query
 
 from . import documents as docs
 from . import store_documents as sdocs
+from .store_documents import fetch_all
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _sql(store: Path, sql: str) -> list[tuple]:
-    conn = duckdb.connect(str(store), read_only=True)
-    try:
-        return conn.execute(sql).fetchall()
-    finally:
-        conn.close()
-
-
 def _snapshot(store: Path) -> list[tuple]:
-    return _sql(
+    return fetch_all(
         store,
         "SELECT (SELECT count(*) FROM documents), (SELECT count(*) FROM results), "
         "(SELECT count(*) FROM process_results), (SELECT count(*) FROM timeseries), "
@@ -187,13 +180,13 @@ def test_a_killed_migration_leaves_the_old_store(tmp_path: Path) -> None:
         victim.send_signal(signal.SIGKILL)
     finally:
         victim.wait(timeout=60)
-    assert _sql(store, "SELECT value FROM store_meta WHERE key = 'store_schema_version'") == [
+    assert fetch_all(store, "SELECT value FROM store_meta WHERE key = 'store_schema_version'") == [
         ("0",)
     ]
-    tables = {r[0] for r in _sql(store, "SELECT table_name FROM duckdb_tables()")}
+    tables = {r[0] for r in fetch_all(store, "SELECT table_name FROM duckdb_tables()")}
     assert tables == {"store_meta", "ingest_batches", "documents"}
     open_store(store).close()
-    assert _sql(store, "SELECT result_id FROM results") == [("old-1@0123456789abcdef",)]
+    assert fetch_all(store, "SELECT result_id FROM results") == [("old-1@0123456789abcdef",)]
 
 
 # --------------------------------------------------------------------------------------
@@ -240,7 +233,7 @@ def _build_v0_store(path: Path, documents: list[dict]) -> None:
 
 
 def _layout(store: Path) -> list[tuple]:
-    return _sql(
+    return fetch_all(
         store,
         "SELECT table_name, column_name, data_type, is_nullable, ordinal_position "
         "FROM information_schema.columns ORDER BY table_name, ordinal_position",
@@ -263,27 +256,27 @@ def test_an_older_store_is_migrated_with_a_backup(tmp_path: Path) -> None:
 
     # the backup is the untouched old store
     backup = backup_path(store, 0)
-    assert _sql(backup, "SELECT value FROM store_meta WHERE key='store_schema_version'") == [
+    assert fetch_all(backup, "SELECT value FROM store_meta WHERE key='store_schema_version'") == [
         ("0",)
     ]
-    assert _sql(backup, "SELECT count(*) FROM documents") == [(3,)]
+    assert fetch_all(backup, "SELECT count(*) FROM documents") == [(3,)]
     # the migrated store has the current layout and rows derived from the old documents
     fresh = tmp_path / "fresh.duckdb"
     open_store(fresh).close()
     assert _layout(store) == _layout(fresh)
-    meta = dict(_sql(store, "SELECT key, value FROM store_meta"))
+    meta = dict(fetch_all(store, "SELECT key, value FROM store_meta"))
     assert meta["store_schema_version"] == str(STORE_SCHEMA_VERSION)
     assert "migrated_from_v0_at" in meta
-    rows = dict(_sql(store, "SELECT result_id, total_energy_j FROM results"))
+    rows = dict(fetch_all(store, "SELECT result_id, total_energy_j FROM results"))
     assert rows == {
         "old-dec": 250.0, "old-mc/cycle-0": 310.0, "old-mc/cycle-1": 312.0,
         "old-mc/cycle-2": 314.0, "gpt2_20260313_142111": pytest.approx(228.03882500813023),
         "new@0123456789abcdef": 310.0,
     }
-    assert _sql(store, "SELECT DISTINCT ingest_batch_id FROM results WHERE result_id LIKE "
+    assert fetch_all(store, "SELECT DISTINCT ingest_batch_id FROM results WHERE result_id LIKE "
                        "'old-%'") == [("b0",)]
-    assert _sql(store, "SELECT count(*) FROM process_results") == [(2 + 6 + 2,)]
-    assert _sql(store, "SELECT count(*) FROM cycle_statistics") == [(1,)]
+    assert fetch_all(store, "SELECT count(*) FROM process_results") == [(2 + 6 + 2,)]
+    assert fetch_all(store, "SELECT count(*) FROM cycle_statistics") == [(1,)]
 
 
 def test_a_newer_store_is_refused_untouched(tmp_path: Path, store: Path) -> None:
@@ -296,7 +289,7 @@ def test_a_newer_store_is_refused_untouched(tmp_path: Path, store: Path) -> None
     assert "upgrade llem" in str(err.value)
     with pytest.raises(StoreError, match="newer"):
         run_query(store, "SELECT 1")
-    assert _sql(store, "SELECT count(*) FROM documents") == [(0,)]
+    assert fetch_all(store, "SELECT count(*) FROM documents") == [(0,)]
     assert not backup_path(store, 99).exists()
 
 
