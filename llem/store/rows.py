@@ -33,8 +33,6 @@ from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProces
 from llem.errors import LlemError
 from llem.loader import LoadedResult
 
-#: Reason given when a file of the earlier tool recorded 0 J.
-
 
 class RowError(LlemError):
     """A loaded result cannot be stored (e.g. two process results with the same rank)."""
