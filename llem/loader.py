@@ -74,7 +74,7 @@ def read_result(path: str | Path) -> LoadedResult:
     except OSError as exc:
         raise ResultLoadError(f"{source}: cannot read: {exc.strerror or exc}") from exc
     _, document = decode_document(content, source)
-    return parse_document(document, source, content)
+    return parse_document(document, source, hashlib.sha256(content).hexdigest())
 
 
 def decode_document(content: bytes, source: str = "<document>") -> tuple[str, Any]:
@@ -102,9 +102,13 @@ def _reject_constant(name: str) -> None:
 
 
 def parse_document(
-    document: Any, source: str = "<document>", content: bytes | None = None
+    document: Any, source: str = "<document>", content_sha256: str | None = None
 ) -> LoadedResult:
-    """Recognise, validate and convert an already parsed JSON document."""
+    """Recognise, validate and convert an already parsed JSON document.
+
+    ``content_sha256`` is the hash of the file's bytes, which callers that read the file
+    already have; without it the hash is taken over the document's canonical JSON.
+    """
     fmt = detect_format(document, source)
     errors = validate_document(document, fmt)
     if errors:
@@ -116,14 +120,15 @@ def parse_document(
         first = exc.errors()[0]
         loc = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
         raise ResultLoadError(f"{source}: {format_label(fmt)}: {loc}: {first['msg']}") from exc
-    if content is None:
-        content = json.dumps(document, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    if content_sha256 is None:
+        canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        content_sha256 = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
     return LoadedResult(
         path=source,
         format=fmt,
         schema_version=str(document.get("schema_version", V2_SCHEMA_VERSION)),
         document=document,
-        content_sha256=hashlib.sha256(content).hexdigest(),
+        content_sha256=content_sha256,
         model=model,
     )
 

@@ -177,7 +177,7 @@ def _ingest(
         if sha in known:
             report.files.append(FileOutcome(str(path), ALREADY_PRESENT, content_sha256=sha))
             continue
-        candidate = _load(path, explicit, content, batch_id, started_at, report)
+        candidate = _load(path, explicit, content, sha, batch_id, started_at, report)
         if candidate is not None:
             candidates.append(candidate)
 
@@ -314,6 +314,7 @@ def _load(
     path: Path,
     explicit: bool,
     content: bytes,
+    content_sha256: str,
     batch_id: str,
     started_at: datetime,
     report: IngestReport,
@@ -331,7 +332,7 @@ def _load(
         report.skipped.append(source)  # e.g. spec.json or a receipt in a results folder
         return None
     try:
-        loaded = parse_document(document, source, content)
+        loaded = parse_document(document, source, content_sha256)
         outcome.content_sha256 = loaded.content_sha256
         prov = Provenance(loaded.content_sha256, os.path.abspath(path), batch_id, started_at)
         rows = build_rows(loaded, prov, text)

@@ -119,7 +119,7 @@ def rederive_from_documents(conn: duckdb.DuckDBPyConnection, notify: Notify | No
     seen: dict[tuple[str, str], str] = {}
     while batch := cursor.fetchmany(1000):
         for sha, source, batch_id, ingested_at, text in batch:
-            loaded = parse_document(json.loads(text), source)
+            loaded = parse_document(json.loads(text), source, sha)
             rows = build_rows(loaded, Provenance(sha, source, batch_id, ingested_at), text)
             for kind, key in keys.items():
                 kept = []
