@@ -16,3 +16,6 @@ SAFE_NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 
 #: Default location of the result store.
 DEFAULT_STORE_PATH = "results/llem.duckdb"
+
+#: Default folder of prepared models (one ``<model_key>/`` folder each).
+DEFAULT_MODELS_DIR = "resources/models"

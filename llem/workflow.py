@@ -36,7 +36,9 @@ from llem.config.campaign import (
     read_config_file,
 )
 from llem.config.models import ExperimentConfig
+from llem.constants import DEFAULT_MODELS_DIR
 from llem.errors import ConfigError
+from llem.inference.models import MODEL_RECORD, model_key
 from llem.io import write_json_atomic
 
 #: Regular expression every wildcard of the workflow is constrained to.
@@ -44,10 +46,7 @@ WILDCARD_PATTERN = "[A-Za-z0-9._-]+"
 
 #: Top folders of the path grammar (relative to the workflow's working directory).
 RESULTS_DIR = "results"
-MODELS_DIR = "resources/models"
-
-#: Marker file prepare-model writes last in a model folder.
-MODEL_MARKER = "llem-model.json"
+MODELS_DIR = DEFAULT_MODELS_DIR
 
 #: Names used beside the experiment folders of a run; experiments cannot take them.
 RESERVED_EXPERIMENT_NAMES = frozenset({"report", "ingest.json"})
@@ -93,7 +92,7 @@ def report_dir(campaign: str, run_id: str) -> str:
 
 def model_marker_path(key: str) -> str:
     """``resources/models/<model_key>/llem-model.json``, written by prepare-model."""
-    return f"{MODELS_DIR}/{key}/{MODEL_MARKER}"
+    return f"{MODELS_DIR}/{key}/{MODEL_RECORD}"
 
 
 # --- the plan -----------------------------------------------------------------------------
@@ -196,7 +195,6 @@ def plan_campaign(
     ``sources`` names the config files the mapping came from, for error messages. Raises
     :class:`~llem.errors.ConfigError` with one line per problem, each naming file and field.
     """
-    from llem.inference.models import model_key
 
     source = ", ".join(str(s) for s in sources) or "<config>"
     campaign = parse_campaign(dict(config), source=source)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from llem.constants import DEFAULT_MODELS_DIR
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -17,8 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--baseline", type=Path,
                         help="baseline.json of this job's devices (no baseline if omitted).")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--models-dir", type=Path, default=Path("resources/models"),
-                       help="Prepared models folder (default resources/models).")
+    where.add_argument("--models-dir", type=Path, default=Path(DEFAULT_MODELS_DIR),
+                       help=f"Prepared models folder (default {DEFAULT_MODELS_DIR}).")
     where.add_argument("--model-record", type=Path,
                        help="The prepared model's llem-model.json; its models folder is used, "
                        "and it must be this spec's model.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from llem.constants import DEFAULT_MODELS_DIR
 from llem.errors import ConfigError
 
 
@@ -27,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--precision", default="float32",
                         choices=["float32", "float16", "bfloat16"],
                         help="Precision recorded for --model (default float32).")
-    parser.add_argument("--models-dir", type=Path, default=Path("resources/models"),
-                        help="Models folder (default resources/models).")
+    parser.add_argument("--models-dir", type=Path, default=Path(DEFAULT_MODELS_DIR),
+                        help=f"Models folder (default {DEFAULT_MODELS_DIR}).")
     parser.add_argument("--architecture", default="llama",
                         help="Tiny model architecture: llama or qwen2 (with --tiny).")
     parser.add_argument("--out", type=Path, help="Output folder of --tiny.")
