@@ -216,6 +216,28 @@ def test_unsafe_experiment_names_are_refused_before_any_job(tmp_path: Path) -> N
     assert not (tmp_path / "results").exists()
 
 
+def test_quiet_dry_run_plans_a_sweep_and_still_stops_on_bad_config(tmp_path: Path) -> None:
+    """`snakemake -n -q`, the dry run documented for large sweeps, plans every experiment."""
+    from llem.workflow import plan_campaign_file
+
+    sweep = REPO / "config/examples/gpu_sweep.yaml"
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    good.mkdir()
+    bad.mkdir()
+    check(snakemake(good, "-n", "-q", "--configfile", str(sweep)))
+    plan = plan_campaign_file(sweep)
+    written = sorted(p.relative_to(good) for p in good.rglob("spec.json"))
+    assert written == sorted(Path(plan.spec_path(exp)) for exp in plan.experiments)
+    assert len(written) > 1
+    assert not list(good.rglob("result.json"))
+
+    no_model = {"campaign": "bad", "defaults": {"device": "cpu"}}
+    configfile = write_campaign(bad / "bad.yaml", no_model)
+    proc = snakemake(bad, "-n", "-q", "--configfile", str(configfile))
+    assert proc.returncode != 0
+    assert "bad.yaml: defaults: model_name: Field required" in proc.stdout + proc.stderr
+
+
 def test_lint_finds_only_environment_hints(tmp_path: Path) -> None:
     """`snakemake --lint` asks only for conda/container environments (see docs/workflow.md)."""
     proc = snakemake(tmp_path, "--lint", "--configfile", str(REPO / "config/config.yaml"))
