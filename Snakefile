@@ -7,11 +7,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# The default campaign is read only when no --configfile is given, so a campaign file
-# replaces it instead of being merged into it.
-if not workflow.overwrite_configfiles:
-
-    configfile: "config/config.yaml"
+# The default campaign (config/config.yaml) is named by the profiles, not here: a profile key
+# is the default of a command-line option, so `--configfile FILE` replaces the default campaign
+# instead of being merged into it.
 
 
 report: "workflow/report/workflow.rst"
