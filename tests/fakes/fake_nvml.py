@@ -203,67 +203,68 @@ class FakeNvml:
                 raise FakeNVMLError(NVML_ERROR_INVALID_ARGUMENT)
             return _Handle(fake.gpus[index], index)
 
-        def nvmlDeviceGetTotalEnergyConsumption(h: _Handle) -> int:
+        def nvmlDeviceGetTotalEnergyConsumption(handle: _Handle) -> int:
             t = fake._now()
             check_init()
-            if not h.gpu.counter_supported:
+            if not handle.gpu.counter_supported:
                 raise FakeNVMLError(NVML_ERROR_NOT_SUPPORTED)
-            return h.gpu.energy_mj(t)
+            return handle.gpu.energy_mj(t)
 
-        def nvmlDeviceGetPowerUsage(h: _Handle) -> int:
+        def nvmlDeviceGetPowerUsage(handle: _Handle) -> int:
             t = fake._now()
             check_init()
-            if not h.gpu.power_readable:
+            if not handle.gpu.power_readable:
                 raise FakeNVMLError(NVML_ERROR_NOT_SUPPORTED)
-            return round(_as_trace(h.gpu.power_w).at(t) * 1000)
+            return round(_as_trace(handle.gpu.power_w).at(t) * 1000)
 
-        def nvmlDeviceGetMigMode(h: _Handle) -> tuple[int, int]:
-            return (1, 1) if h.gpu.mig else (0, 0)
+        def nvmlDeviceGetMigMode(device: _Handle) -> tuple[int, int]:
+            return (1, 1) if device.gpu.mig else (0, 0)
 
-        def reasons(h: _Handle) -> int:
-            return h.gpu.reason_bits(fake._now())
+        def reasons(handle: _Handle) -> int:
+            return handle.gpu.reason_bits(fake._now())
 
-        def util(h: _Handle) -> Any:
+        def util(handle: _Handle) -> Any:
             t = fake._now()
-            return types.SimpleNamespace(gpu=int(_as_trace(h.gpu.gpu_util_pct).at(t)),
-                                         memory=int(_as_trace(h.gpu.mem_util_pct).at(t)))
+            return types.SimpleNamespace(gpu=int(_as_trace(handle.gpu.gpu_util_pct).at(t)),
+                                         memory=int(_as_trace(handle.gpu.mem_util_pct).at(t)))
 
-        def meminfo(h: _Handle, version: Any = None) -> Any:
+        def meminfo(handle: _Handle, version: Any = None) -> Any:
             fake._now()
             mib = 1024 * 1024
-            return types.SimpleNamespace(total=int(h.gpu.memory_total_mb * mib),
-                                         used=int(h.gpu.memory_used_mb * mib),
-                                         free=int((h.gpu.memory_total_mb - h.gpu.memory_used_mb)
+            gpu = handle.gpu
+            return types.SimpleNamespace(total=int(gpu.memory_total_mb * mib),
+                                         used=int(gpu.memory_used_mb * mib),
+                                         free=int((gpu.memory_total_mb - gpu.memory_used_mb)
                                                   * mib))
 
-        def clock_info(h: _Handle, kind: int) -> int:
+        def clock_info(handle: _Handle, type: int) -> int:  # pynvml's parameter name
             t = fake._now()
-            trace = h.gpu.sm_clock_mhz if kind == 1 else h.gpu.mem_clock_mhz
+            trace = handle.gpu.sm_clock_mhz if type == 1 else handle.gpu.mem_clock_mhz
             return int(_as_trace(trace).at(t))
 
         m.nvmlInit = nvmlInit  # type: ignore[attr-defined]
         m.nvmlShutdown = nvmlShutdown  # type: ignore[attr-defined]
         m.nvmlDeviceGetCount = nvmlDeviceGetCount  # type: ignore[attr-defined]
         m.nvmlDeviceGetHandleByIndex = nvmlDeviceGetHandleByIndex  # type: ignore[attr-defined]
-        m.nvmlDeviceGetUUID = lambda h: h.gpu.uuid  # type: ignore[attr-defined]
-        m.nvmlDeviceGetName = lambda h: h.gpu.name  # type: ignore[attr-defined]
-        m.nvmlDeviceGetIndex = lambda h: h.index  # type: ignore[attr-defined]
+        m.nvmlDeviceGetUUID = lambda handle: handle.gpu.uuid  # type: ignore[attr-defined]
+        m.nvmlDeviceGetName = lambda handle: handle.gpu.name  # type: ignore[attr-defined]
+        m.nvmlDeviceGetIndex = lambda handle: handle.index  # type: ignore[attr-defined]
         m.nvmlDeviceGetMigMode = nvmlDeviceGetMigMode  # type: ignore[attr-defined]
         m.nvmlDeviceGetTotalEnergyConsumption = nvmlDeviceGetTotalEnergyConsumption  # type: ignore[attr-defined]
         m.nvmlDeviceGetPowerUsage = nvmlDeviceGetPowerUsage  # type: ignore[attr-defined]
         m.nvmlDeviceGetTemperature = (  # type: ignore[attr-defined]
-            lambda h, sensor: round(_as_trace(h.gpu.temperature_c).at(fake._now())))
+            lambda handle, sensor: round(_as_trace(handle.gpu.temperature_c).at(fake._now())))
         m.nvmlDeviceGetClockInfo = clock_info  # type: ignore[attr-defined]
         m.nvmlDeviceGetUtilizationRates = util  # type: ignore[attr-defined]
         m.nvmlDeviceGetMemoryInfo = meminfo  # type: ignore[attr-defined]
-        m.nvmlDeviceGetPersistenceMode = lambda h: int(h.gpu.persistence)  # type: ignore[attr-defined]
-        m.nvmlDeviceGetCudaComputeCapability = lambda h: (9, 0)  # type: ignore[attr-defined]
-        m.nvmlDeviceGetMaxPcieLinkGeneration = lambda h: 5  # type: ignore[attr-defined]
-        m.nvmlDeviceGetPciInfo = lambda h: types.SimpleNamespace(  # type: ignore[attr-defined]
-            busId=f"00000000:{0x10 + h.index:02X}:00.0".encode())
-        m.nvmlDeviceGetEnforcedPowerLimit = lambda h: 700_000  # type: ignore[attr-defined]
-        m.nvmlDeviceGetPowerManagementDefaultLimit = lambda h: 700_000  # type: ignore[attr-defined]
-        m.nvmlDeviceGetFanSpeed = lambda h: (_ for _ in ()).throw(  # type: ignore[attr-defined]
+        m.nvmlDeviceGetPersistenceMode = lambda handle: int(handle.gpu.persistence)  # type: ignore[attr-defined]
+        m.nvmlDeviceGetCudaComputeCapability = lambda handle: (9, 0)  # type: ignore[attr-defined]
+        m.nvmlDeviceGetMaxPcieLinkGeneration = lambda handle: 5  # type: ignore[attr-defined]
+        m.nvmlDeviceGetPciInfo = lambda handle: types.SimpleNamespace(  # type: ignore[attr-defined]
+            busId=f"00000000:{0x10 + handle.index:02X}:00.0".encode())
+        m.nvmlDeviceGetEnforcedPowerLimit = lambda handle: 700_000  # type: ignore[attr-defined]
+        m.nvmlDeviceGetPowerManagementDefaultLimit = lambda handle: 700_000  # type: ignore[attr-defined]
+        m.nvmlDeviceGetFanSpeed = lambda handle: (_ for _ in ()).throw(  # type: ignore[attr-defined]
             FakeNVMLError(NVML_ERROR_NOT_SUPPORTED))
         m.nvmlSystemGetDriverVersion = lambda: driver  # type: ignore[attr-defined]
         m.nvmlSystemGetCudaDriverVersion = lambda: 12040  # type: ignore[attr-defined]
