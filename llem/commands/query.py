@@ -1,4 +1,4 @@
-"""``llem query``: run SQL over the store, read-only."""
+"""``llem query``: run one read-only SQL statement over the store (see llem.store.query)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "query",
         help="Run SQL over the result store (read-only).",
-        description="Run one SQL statement over the store, opened read-only. Tables: "
-        "results, process_results, cycle_statistics, timeseries, documents, ingest_batches, "
-        "store_meta; views: latest_results, results_flat.",
+        description="Run one SQL statement that only reads (SELECT, WITH, EXPLAIN, DESCRIBE, "
+        "SHOW, SUMMARIZE, read-only PRAGMA) over the store, on a read-only connection that "
+        "reaches no file beside it; anything else is refused before it runs ('llem export' "
+        "writes files). Tables: results, process_results, cycle_statistics, timeseries, "
+        "documents, ingest_batches, store_meta; views: latest_results, results_flat.",
     )
     parser.add_argument("sql", metavar="SQL", help="The statement; '-' reads it from stdin.")
     add_store_options(parser)

@@ -4,7 +4,8 @@ A new store is built under a temporary name and linked into place, so a store fi
 does not exist or holds the full current schema. Opening for writing checks the store's
 schema version: an older store is migrated forward (see :mod:`llem.store.migrations`); a
 store newer than this llem is refused with a message saying so, before anything is touched.
-Opening read-only never changes the store.
+Opening read-only never changes the store, and seals the connection so that SQL run on it
+reaches nothing but the store (see :data:`SEALED_CONFIG`).
 """
 
 from __future__ import annotations
@@ -58,26 +59,50 @@ def open_store(
     return conn
 
 
+#: Settings of every read-only connection, given when DuckDB opens the file. A read-only
+#: store cannot be written; these keep SQL typed by users inside it: no file or network
+#: access beyond the store (no ATTACH, COPY, EXPORT DATABASE, read_csv/read_text/glob on
+#: paths, INSTALL), no extension loaded on demand, no Python variable reached by name, and
+#: the configuration locked so that no SET, RESET or PRAGMA can undo any of it.
+SEALED_CONFIG: dict[str, bool] = {
+    "enable_external_access": False,
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+    "python_enable_replacements": False,
+    "lock_configuration": True,
+}
+
+
 def open_store_read_only(
     path: str | Path,
     *,
     lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
     notify: Notify | None = None,
+    export_dir: Path | None = None,
 ) -> duckdb.DuckDBPyConnection:
-    """Open an existing store read-only; the store cannot be changed through it."""
+    """Open an existing store read-only and sealed (:data:`SEALED_CONFIG`).
+
+    The connection can read the store's tables and views and nothing else, so it is the one
+    that SQL typed by users runs on. ``export_dir`` is for ``llem export`` only: its own COPY
+    statements may then write files under that folder, and nowhere else.
+    """
     path = Path(path)
     if not path.is_file():
         raise StoreError(f"{path}: no store here (create one with 'llem ingest --store {path} "
                          "FILES...')")
+    config = dict(SEALED_CONFIG)
+    if export_dir is not None:
+        # Allowed folders can only be set once DuckDB runs, and before access is shut.
+        for key in ("enable_external_access", "lock_configuration"):
+            config.pop(key)
     conn = connect_waiting(
-        path,
-        read_only=True,
-        timeout_sec=lock_timeout_sec,
-        notify=notify,
-        # SQL typed by users must not reach Python variables by name.
-        config={"python_enable_replacements": False},
+        path, read_only=True, timeout_sec=lock_timeout_sec, notify=notify, config=config
     )
     try:
+        if export_dir is not None:
+            conn.execute("SET allowed_directories = ?", [[str(Path(export_dir).resolve())]])
+            conn.execute("SET enable_external_access = false")
+            conn.execute("SET lock_configuration = true")
         version = read_store_version(conn, path)
         if version is None:
             raise StoreError(f"{path}: empty store (nothing ingested yet)")
@@ -93,6 +118,35 @@ def open_store_read_only(
         conn.close()
         raise
     return conn
+
+
+def is_sealed(conn: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``conn`` is as :func:`open_store_read_only` opens it, with no export folder.
+
+    Checked before any SQL typed by a user runs, so that such SQL never reaches a
+    connection that can write or reach files, whoever opened it.
+    """
+    names = list(SEALED_CONFIG)
+    settings = ", ".join(f"current_setting('{name}')" for name in names)
+    row = conn.execute(
+        f"SELECT {settings}, current_setting('allowed_directories'), "
+        "current_setting('allowed_paths'), current_setting('temp_directory'), "
+        "(SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()), "
+        "(SELECT path FROM duckdb_databases() WHERE database_name = current_database())"
+    ).fetchone()
+    if row is None:
+        return False
+    values, (folders, files, temp_dir, read_only, db_path) = row[: len(names)], row[len(names):]
+    if any(bool(value) != SEALED_CONFIG[name] for name, value in zip(names, values, strict=True)):
+        return False
+    # DuckDB itself allows the store's temporary folder and its own files.
+    own_folder = str(temp_dir).rstrip("/")
+    return (
+        read_only is True
+        and all(str(folder).rstrip("/") == own_folder for folder in folders)
+        and db_path is not None
+        and all(str(file) == db_path or str(file).startswith(f"{db_path}.wal") for file in files)
+    )
 
 
 def read_store_version(conn: duckdb.DuckDBPyConnection, path: str | Path) -> int | None:

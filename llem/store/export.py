@@ -8,7 +8,9 @@ are kept inside the files too, so their exact text survives the round trip throu
 per table, nested data as JSON text.
 
 The export is written into a temporary folder next to ``out`` and renamed into place, so an
-interrupted export leaves no half-written folder behind.
+interrupted export leaves no half-written folder behind. The store is opened read-only and
+sealed like ``llem query``'s, except that DuckDB lets it write under that temporary folder;
+only the fixed statements below run on it, never SQL typed by a user.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import duckdb
+
 from llem.errors import StoreError
 from llem.store import EXPORT_FORMATS
 from llem.store.connection import Notify, open_store_read_only
 from llem.store.ddl import RESULTS, TABLES
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
-from llem.store.query import execute
 
 PARTITION_COLUMNS = ("source_schema_version", "model_name")
 
@@ -54,16 +57,22 @@ def export_store(
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     tmp.mkdir()
     report = ExportReport(out)
-    conn = open_store_read_only(store, lock_timeout_sec=lock_timeout_sec, notify=notify)
+    try:
+        conn = open_store_read_only(
+            store, lock_timeout_sec=lock_timeout_sec, notify=notify, export_dir=tmp
+        )
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     try:
         for table in TABLES:
-            count = execute(conn, f"SELECT count(*) FROM {table.name}").rows[0][0]
+            count = _run(conn, f"SELECT count(*) FROM {table.name}")[0][0]
             report.rows[table.name] = count
             if fmt == "parquet" and table is RESULTS:
                 if count:
                     target = tmp / table.name
                     partitions = ", ".join(PARTITION_COLUMNS)
-                    execute(
+                    _run(
                         conn,
                         f"COPY (SELECT * FROM {table.name} ORDER BY result_id) TO "
                         f"{_literal(target)} (FORMAT parquet, PARTITION_BY ({partitions}), "
@@ -71,10 +80,10 @@ def export_store(
                     )
             elif fmt == "parquet":
                 target = tmp / f"{table.name}.parquet"
-                execute(conn, f"COPY {table.name} TO {_literal(target)} (FORMAT parquet)")
+                _run(conn, f"COPY {table.name} TO {_literal(target)} (FORMAT parquet)")
             else:
                 target = tmp / f"{table.name}.csv"
-                execute(conn, f"COPY {table.name} TO {_literal(target)} (FORMAT csv, HEADER)")
+                _run(conn, f"COPY {table.name} TO {_literal(target)} (FORMAT csv, HEADER)")
         conn.close()
         if out.exists():
             out.rmdir()
@@ -84,6 +93,14 @@ def export_store(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return report
+
+
+def _run(conn: duckdb.DuckDBPyConnection, sql: str) -> list[tuple]:
+    """Rows of one of the export's own statements; a DuckDB failure as one line."""
+    try:
+        return conn.execute(sql).fetchall()
+    except duckdb.Error as exc:
+        raise StoreError(f"export failed: {' '.join(str(exc).split())}") from exc
 
 
 def _literal(path: Path) -> str:

@@ -1,7 +1,19 @@
-"""Run SQL against the store, read-only.
+"""Run SQL typed by users against the store: one statement that only reads, on a sealed
+connection.
 
-The store is opened with DuckDB's ``read_only`` flag, so no statement can change it; SQL
-mistakes come back as one line naming DuckDB's complaint, never as a traceback.
+Three controls of DuckDB's own keep such SQL inside the store, each enough for part of it and
+checked before anything runs:
+
+* the connection (:func:`~llem.store.connection.open_store_read_only`) is read-only, reaches
+  no file or network beyond the store, loads no extension and has its configuration locked;
+* DuckDB's parser splits the SQL, and exactly one statement is run per call, so nothing can
+  hide after a ``;`` (behind a comment or inside a string);
+* that statement's type, as DuckDB's parser gives it, must be one that only reads: SELECT
+  (WITH, DESCRIBE, SHOW and SUMMARIZE parse as SELECT), EXPLAIN of a SELECT, or a PRAGMA
+  from :data:`READ_ONLY_PRAGMAS`.
+
+A refusal or an SQL mistake comes back as one line (a :class:`QueryError`), never as a
+traceback.
 """
 
 from __future__ import annotations
@@ -13,12 +25,21 @@ from typing import Any
 import duckdb
 
 from llem.errors import LlemError
-from llem.store.connection import Notify, open_store_read_only
+from llem.store.connection import Notify, is_sealed, open_store_read_only
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
+
+#: PRAGMAs that only report. Every other one changes a setting or state and is refused.
+READ_ONLY_PRAGMAS = frozenset({
+    "collations", "database_list", "database_size", "functions", "metadata_info", "platform",
+    "show_databases", "show_tables", "show_tables_expanded", "storage_info", "table_info",
+    "user_agent", "version",
+})
+
+ALLOWED = "SELECT, WITH, EXPLAIN SELECT, DESCRIBE, SHOW, SUMMARIZE or a read-only PRAGMA"
 
 
 class QueryError(LlemError):
-    """A SQL statement failed; the message is DuckDB's, on one line."""
+    """A SQL statement was refused or failed; the message is on one line."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +58,8 @@ def run_query(
     lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
     notify: Notify | None = None,
 ) -> QueryResult:
-    """Execute ``sql`` on a read-only connection to ``store``."""
+    """Execute one read-only statement ``sql`` on a sealed connection to ``store``."""
+    read_only_statement(sql)  # refused before the store is even opened
     conn = open_store_read_only(store, lock_timeout_sec=lock_timeout_sec, notify=notify)
     try:
         return execute(conn, sql)
@@ -47,11 +69,23 @@ def run_query(
 
 def execute(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None = None
             ) -> QueryResult:
-    """Execute one statement (the last, if several) and fetch everything."""
-    if not sql.strip():
-        raise QueryError("empty SQL statement")
+    """Execute the one statement of ``sql``, if it only reads, and fetch everything.
+
+    ``conn`` must be sealed (opened by :func:`~llem.store.connection.open_store_read_only`);
+    anything else is refused before ``sql`` runs.
+    """
+    statement = read_only_statement(sql)
     try:
-        cursor = conn.execute(sql, params) if params is not None else conn.execute(sql)
+        sealed = is_sealed(conn)
+    except duckdb.Error as exc:
+        raise QueryError(f"cannot check the connection: {_one_line(exc)}") from exc
+    if not sealed:
+        raise QueryError(
+            "refusing to run SQL on a connection that can write or reach files; open the store "
+            "with llem.store.connection.open_store_read_only (nothing was run)"
+        )
+    try:
+        cursor = conn.execute(statement, params) if params is not None else conn.execute(statement)
         if cursor.description is None:
             cursor.complete()
             return QueryResult([], [], [])
@@ -61,6 +95,90 @@ def execute(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None 
     except duckdb.Error as exc:
         raise QueryError(f"SQL error: {_one_line(exc)}") from exc
     return QueryResult(columns, types, rows)
+
+
+def read_only_statement(sql: str) -> duckdb.Statement:
+    """The single statement of ``sql`` as DuckDB parses it; :class:`QueryError` unless it
+    only reads (see the module docstring)."""
+    if not sql.strip():
+        raise QueryError("empty SQL statement")
+    statements = _parse(sql)
+    if not statements:
+        raise QueryError("no SQL statement (only comments)")
+    if len(statements) > 1:
+        raise QueryError(
+            f"the SQL holds {len(statements)} statements; llem query runs exactly one per call "
+            "(nothing was run)"
+        )
+    statement = statements[0]
+    refused = _refusal(statement)
+    if refused is not None:
+        raise QueryError(
+            f"llem query is read-only: {refused} is refused (allowed: one {ALLOWED} over the "
+            "store's tables and views; 'llem export' writes files); nothing was run"
+        )
+    return statement
+
+
+def _refusal(statement: duckdb.Statement) -> str | None:
+    """What in ``statement`` does more than read; None if it only reads."""
+    kind = statement.type
+    words = _words(statement.query)
+    first = words[0][1].upper() if words else kind.name
+    named = first if first == kind.name else f"{first} (a {kind.name} statement)"
+    if kind == duckdb.StatementType.SELECT:
+        return None
+    if kind == duckdb.StatementType.PRAGMA:
+        name = words[1][1].strip('"').lower() if len(words) > 1 else ""
+        return None if name in READ_ONLY_PRAGMAS else f"PRAGMA {name}"
+    if kind == duckdb.StatementType.EXPLAIN:
+        inner = _parse(_explained(statement.query, words))
+        if len(inner) == 1 and inner[0].type == duckdb.StatementType.SELECT:
+            return None
+        return "EXPLAIN of a statement other than SELECT (EXPLAIN ANALYZE would run it)"
+    return named
+
+
+def _explained(query: str, words: list[tuple[int, str]]) -> str:
+    """The statement after ``EXPLAIN``, ``EXPLAIN ANALYZE`` or ``EXPLAIN (options)``."""
+    at = 1
+    if at < len(words) and words[at][1].upper() == "ANALYZE":
+        at += 1
+    elif at < len(words) and words[at][1] == "(":
+        depth = 0
+        while at < len(words):
+            depth += {"(": 1, ")": -1}.get(words[at][1], 0)
+            at += 1
+            if depth == 0:
+                break
+    if at >= len(words):
+        return ""
+    return query.encode()[words[at][0]:].decode()
+
+
+def _words(query: str) -> list[tuple[int, str]]:
+    """(UTF-8 byte offset, text) of each token of ``query`` but comments, by DuckDB's tokenizer."""
+    data = query.encode()
+    try:
+        tokens = duckdb.tokenize(query)
+    except duckdb.Error as exc:
+        raise QueryError(f"SQL error: {_one_line(exc)}") from exc
+    ends = [offset for offset, _ in tokens[1:]] + [len(data)]
+    return [
+        (offset, data[offset:end].decode(errors="replace").strip())
+        for (offset, kind), end in zip(tokens, ends, strict=True)
+        if kind != duckdb.token_type.comment
+    ]
+
+
+def _parse(sql: str) -> list[duckdb.Statement]:
+    """DuckDB's statements of ``sql``; a parser error as one line."""
+    if not sql.strip():
+        return []
+    try:
+        return list(duckdb.extract_statements(sql))
+    except duckdb.Error as exc:
+        raise QueryError(f"SQL error: {_one_line(exc)}") from exc
 
 
 def _one_line(exc: BaseException) -> str:
