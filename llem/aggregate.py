@@ -588,7 +588,7 @@ def aggregate_cycles(
         throughput_std_tps=throughput.std,
         throughput_ci_95_lower=throughput.ci_lower,
         throughput_ci_95_upper=throughput.ci_upper,
-        throughput_cv=throughput.cv if throughput.cv is not None else 0.0,
+        throughput_cv=throughput.cv,
         efficiency_mean_tpj=efficiency.mean if efficiency else None,
         efficiency_std_tpj=efficiency.std if efficiency else None,
         latency_mean_ms=latency.mean if latency else None,

@@ -324,3 +324,9 @@ def test_missing_cycle_folders_are_named(tmp_path: Path) -> None:
     _write_cycle(tmp_path, 0, [raw(0, spec=spec)])
     with pytest.raises(AggregationError, match="cycle_1"):
         aggregate_experiment(spec, tmp_path)
+
+
+def test_an_undefined_throughput_cv_is_null_not_zero() -> None:
+    cycles = [_cycle(k, 100.0, 100).model_copy(update={"total_tokens": 0}) for k in range(2)]
+    st = aggregate_cycles(cycles, spec_for(num_cycles=3)).statistics
+    assert st.throughput_mean_tps == 0.0 and st.throughput_cv is None
