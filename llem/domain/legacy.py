@@ -194,7 +194,7 @@ class V2CycleStatistics(_V2):
     latency_mean_ms: float = Field(default=0.0, description="Mean latency, ms.")
     latency_std_ms: float = Field(default=0.0, description="Std of latency, ms.")
     energy_cv: float = Field(default=0.0, description="CV of energy.")
-    throughput_cv: float | None = Field(default=None, description="CV of throughput.")
+    throughput_cv: float = Field(default=0.0, description="CV of throughput.")
 
 
 class V2CycleMetadata(_V2):
