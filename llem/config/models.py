@@ -51,8 +51,8 @@ class WarmupConfig(_Config):
         default=0.0,
         ge=0.0,
         description="Minimum warmup wall time in seconds, so the device reaches a steady "
-        "thermal state; warmup continues past convergence until it is reached "
-        "(0 = no floor). In fixed mode, max_prompts iterations run.",
+        "thermal state; warmup continues past convergence until it is reached, but never "
+        "past max_prompts (0 = no floor). In fixed mode, max_prompts iterations run.",
     )
 
     @model_validator(mode="after")
