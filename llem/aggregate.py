@@ -418,6 +418,7 @@ def combine_throttle(raws: Sequence[RawProcessResult]) -> ThermalThrottleInfo | 
     temps = [i.max_temperature_c for i in infos if i.max_temperature_c is not None]
     caps = [i.sw_power_cap for i in infos if i.sw_power_cap is not None]
     counts = [i.sample_count for i in infos if i.sample_count is not None]
+    slowdowns = [i.hw_slowdown for i in infos if i.hw_slowdown is not None]
     return ThermalThrottleInfo(
         detected=any(i.detected for i in infos),
         thermal=any(i.thermal for i in infos),
@@ -430,6 +431,7 @@ def combine_throttle(raws: Sequence[RawProcessResult]) -> ThermalThrottleInfo | 
         throttle_timestamps=sorted({t for i in infos for t in i.throttle_timestamps}),
         sw_power_cap=any(caps) if caps else None,
         sample_count=sum(counts) if counts else None,
+        hw_slowdown=any(slowdowns) if slowdowns else None,
     )
 
 

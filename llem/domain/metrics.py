@@ -314,6 +314,11 @@ class ThermalThrottleInfo(_Metrics):
     sample_count: int | None = Field(
         default=None, description="Sampler samples the flags were derived from."
     )
+    hw_slowdown: bool | None = Field(
+        default=None,
+        description="Generic hardware slowdown (NVML HwSlowdown: thermal or power brake, "
+        "not told apart); counts towards detected.",
+    )
 
 
 class WarmupResult(_Metrics):
