@@ -92,7 +92,9 @@ class TimeSeriesConfig(_Config):
 
     enabled: bool = Field(default=False, description="Enable time-series data collection")
     save: bool = Field(
-        default=False, description="Save time-series to separate file (--save-timeseries)"
+        default=False,
+        description="Write the samples to timeseries/process_<rank>.parquet in the cycle "
+        "folder; needs enabled: true",
     )
     sample_interval_ms: int = Field(
         default=100,
@@ -100,6 +102,13 @@ class TimeSeriesConfig(_Config):
         le=5000,
         description="Sampling interval in ms (100ms = 10Hz, 1000ms = 1Hz)",
     )
+
+    @model_validator(mode="after")
+    def _save_needs_enabled(self) -> TimeSeriesConfig:
+        if self.save and not self.enabled:
+            raise ValueError("save: true needs enabled: true (nothing is collected to "
+                             "save); set enabled: true or save: false")
+        return self
 
 
 class EnergyConfig(_Config):
