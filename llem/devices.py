@@ -82,12 +82,13 @@ def device_conflicts(config: ExperimentConfig) -> list[str]:
     return problems
 
 
-def check_device_config(config: ExperimentConfig, source: str = "<config>") -> None:
+def check_device_config(config: ExperimentConfig, source: str | None = None) -> None:
     """Raise :class:`ConfigError` (one line per problem, naming the fields) on a conflict."""
     problems = device_conflicts(config)
     if problems:
+        where = f"{source}: " if source else ""
         raise ConfigError("\n".join(
-            f"{source}: experiment {config.config_name!r}: {p}" for p in problems))
+            f"{where}experiment {config.config_name!r}: {p}" for p in problems))
 
 
 def assign_devices(config: ExperimentConfig, visible_count: int | None = None) -> DeviceAssignment:
