@@ -1,8 +1,9 @@
 """Combine the ranks of an experiment into one result, and repeated cycles into statistics.
 
 Ranks: energy is summed over distinct physical devices (a device two ranks both report is
-counted once), tokens are summed, and throughput is output tokens over the union of the
-windows (latest end - earliest start), never a mean of per-rank rates. Latency statistics are
+metered once, over the union of their windows), tokens are summed, and throughput is output
+tokens over the union of the windows (latest end - earliest start), never a mean of per-rank
+rates. Latency statistics are
 taken over all samples of all ranks. The v2 compatibility fields keep their v2 meaning
 (``total_inference_time_sec`` sums per-rank times, ``avg_tokens_per_second`` averages per-rank
 rates). Missing ranks, windows that do not overlap, or ranks that measured different
@@ -295,22 +296,30 @@ def _device_identity(raw: RawProcessResult, device: DeviceEnergy) -> tuple[str, 
 
 
 def combine_energy(raws: Sequence[RawProcessResult]) -> CombinedEnergy:
-    """Energy summed over distinct devices; null (with the reason) if any share is unmeasured."""
-    seen: dict[tuple[str, ...], tuple[int, DeviceEnergy]] = {}
-    warnings: list[str] = []
-    shared = False
+    """Energy summed over distinct devices; null (with the reason) if any share is unmeasured.
+
+    A device several ranks report is metered once, over the union of their windows.
+    """
+    readings: dict[tuple[str, ...], list[tuple[int, DeviceEnergy]]] = {}
     for raw in raws:
         for device in raw.device_energy or []:
             key = _device_identity(raw, device)
-            if key in seen:
-                shared = True
-                warnings.append(
-                    f"device {device.device_id} is reported by ranks {seen[key][0]} and "
-                    f"{raw.process_index}; counted once (rank {seen[key][0]}'s reading)"
-                )
-                continue
-            seen[key] = (raw.process_index, device)
-    devices = [d for _, d in seen.values()]
+            readings.setdefault(key, []).append((raw.process_index, device))
+    warnings: list[str] = []
+    devices: list[DeviceEnergy] = []
+    shared: list[str] = []
+    for entries in readings.values():
+        if len(entries) == 1:
+            devices.append(entries[0][1])
+            continue
+        device = _over_union_window(entries)
+        shared.append(device.device_id)
+        warnings.append(
+            f"device {device.device_id} is reported by ranks "
+            f"{', '.join(str(rank) for rank, _ in entries)}; metered once over the union of "
+            "their windows"
+        )
+        devices.append(device)
     sources = sorted({r.energy_source for r in raws if r.energy_source not in (None, "none")})
     failed = [r for r in raws if r.energy_tracking_failed]
     unmeasured_devices = [d for d in devices if d.energy_j is None]
@@ -336,12 +345,46 @@ def combine_energy(raws: Sequence[RawProcessResult]) -> CombinedEnergy:
         source = sources[0]
     else:
         source = "mixed"
-    breakdown = None if (total is None or shared) else _combine_breakdowns(raws)
+    breakdown: EnergyBreakdown | None = None
+    if total is not None and shared:
+        breakdown = EnergyBreakdown(
+            raw_j=total, adjusted_unavailable_reason=f"device {shared[0]} is shared by ranks: "
+            "its baseline over the union of their windows is not attributed")
+    elif total is not None:
+        breakdown = _combine_breakdowns(raws)
     return CombinedEnergy(total, source, reason, devices, breakdown, not shared, warnings)
 
 
+def _over_union_window(entries: Sequence[tuple[int, DeviceEnergy]]) -> DeviceEnergy:
+    """One device's energy from the earliest start to the latest end of the ranks reporting it.
+
+    Only the NVML counter is one counter for every process of a host; other readings of
+    different processes have different origins, so the device's energy is then null.
+    """
+    parts = [device for _, device in entries]
+    first = parts[0]
+    unmeasured = next((d for d in parts if d.energy_j is None), None)
+    if unmeasured is not None:
+        return unmeasured
+    starts = [d.counter_start_j for d in parts if d.counter_start_j is not None]
+    ends = [d.counter_end_j for d in parts if d.counter_end_j is not None]
+    if all(d.source == "nvml_counter" for d in parts) and len(starts) == len(ends) == len(parts):
+        return first.model_copy(update={"energy_j": max(ends) - min(starts),
+                                        "counter_start_j": min(starts),
+                                        "counter_end_j": max(ends)})
+    ranks = ", ".join(str(rank) for rank, _ in entries)
+    return first.model_copy(update={
+        "energy_j": None, "counter_start_j": None, "counter_end_j": None,
+        "unavailable_reason": f"shared by ranks {ranks}, whose {first.source} readings have "
+        "no common counter: its energy over the union of their windows is unknown",
+    })
+
+
 def _combine_breakdowns(raws: Sequence[RawProcessResult]) -> EnergyBreakdown | None:
-    """Sum of the ranks' breakdowns; only when every rank that metered energy has one."""
+    """Sum of the ranks' breakdowns; only when every rank that metered energy has one.
+
+    Adjusted energy is null, with the first rank's reason, when any rank's is.
+    """
     metering = [r for r in raws if r.device_energy]
     parts = [r.energy_breakdown for r in metering]
     if not parts or any(p is None for p in parts):
@@ -352,14 +395,18 @@ def _combine_breakdowns(raws: Sequence[RawProcessResult]) -> EnergyBreakdown | N
     methods = {p.baseline_method for p in parts_ok}
     stamps = [p.baseline_timestamp for p in parts_ok if p.baseline_timestamp is not None]
     ages = [p.baseline_cache_age_sec for p in parts_ok if p.baseline_cache_age_sec is not None]
+    reason = next((f"rank {r.process_index}: {p.adjusted_unavailable_reason or 'unknown'}"
+                   for r, p in zip(metering, parts_ok, strict=True) if p.adjusted_j is None),
+                  None)
     return EnergyBreakdown(
         raw_j=sum(p.raw_j for p in parts_ok),
-        adjusted_j=None if any(a is None for a in adjusted) else sum(a for a in adjusted if a),
+        adjusted_j=None if reason else sum(a for a in adjusted if a is not None),
         baseline_power_w=None if any(b is None for b in baseline)
         else sum(b for b in baseline if b),
         baseline_method=methods.pop() if len(methods) == 1 else "mixed",
         baseline_timestamp=min(stamps) if stamps else None,
         baseline_cache_age_sec=max(ages) if ages else None,
+        adjusted_unavailable_reason=reason,
     )
 
 
@@ -371,6 +418,7 @@ def combine_throttle(raws: Sequence[RawProcessResult]) -> ThermalThrottleInfo | 
     temps = [i.max_temperature_c for i in infos if i.max_temperature_c is not None]
     caps = [i.sw_power_cap for i in infos if i.sw_power_cap is not None]
     counts = [i.sample_count for i in infos if i.sample_count is not None]
+    slowdowns = [i.hw_slowdown for i in infos if i.hw_slowdown is not None]
     return ThermalThrottleInfo(
         detected=any(i.detected for i in infos),
         thermal=any(i.thermal for i in infos),
@@ -383,6 +431,7 @@ def combine_throttle(raws: Sequence[RawProcessResult]) -> ThermalThrottleInfo | 
         throttle_timestamps=sorted({t for i in infos for t in i.throttle_timestamps}),
         sw_power_cap=any(caps) if caps else None,
         sample_count=sum(counts) if counts else None,
+        hw_slowdown=any(slowdowns) if slowdowns else None,
     )
 
 
@@ -541,7 +590,7 @@ def aggregate_cycles(
         throughput_std_tps=throughput.std,
         throughput_ci_95_lower=throughput.ci_lower,
         throughput_ci_95_upper=throughput.ci_upper,
-        throughput_cv=throughput.cv if throughput.cv is not None else 0.0,
+        throughput_cv=throughput.cv,
         efficiency_mean_tpj=efficiency.mean if efficiency else None,
         efficiency_std_tpj=efficiency.std if efficiency else None,
         latency_mean_ms=latency.mean if latency else None,

@@ -37,6 +37,7 @@ from llem.config.campaign import (
 )
 from llem.config.models import ExperimentConfig
 from llem.constants import DEFAULT_MODELS_DIR
+from llem.devices import check_device_config, gpus_to_allocate
 from llem.errors import ConfigError
 from llem.inference.models import MODEL_RECORD, model_key
 from llem.io import write_json_atomic
@@ -119,16 +120,11 @@ class PlannedExperiment:
 
     @property
     def gpu_count(self) -> int:
-        """GPUs to allocate: 0 for CPU experiments, else the GPUs the experiment uses.
+        """GPUs to allocate: exactly those the experiment uses (:mod:`llem.devices`).
 
         ``device: auto`` asks for one GPU per process: it takes a GPU where there is one.
         """
-        cfg = self.spec.config
-        if cfg.device == "cpu":
-            return 0
-        if cfg.gpus:
-            return len(cfg.gpus)
-        return cfg.num_processes
+        return gpus_to_allocate(self.spec.config)
 
 
 @dataclass(frozen=True)
@@ -206,6 +202,7 @@ def plan_campaign(
                 f"{source}: experiment name {exp.config_name!r} is reserved for the run's "
                 f"{exp.config_name} output; choose another config_name"
             )
+        check_device_config(exp, source)
         spec = make_spec(exp, campaign.campaign, campaign.run_id)
         planned[exp.config_name] = PlannedExperiment(spec=spec, model_key=model_key(exp))
     return CampaignPlan(

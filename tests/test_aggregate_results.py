@@ -25,6 +25,7 @@ from llem.domain.experiment import MultiCycleResult, RawProcessResult, Timestamp
 from llem.domain.metrics import (
     ComputeMetrics,
     DeviceEnergy,
+    EnergyBreakdown,
     EnergyMetrics,
     InferenceMetrics,
     LatencyMeasurements,
@@ -48,6 +49,7 @@ def raw(
     devices: list[tuple[str, float | None]] | None = None,
     model: str = "org/m",
     spec: Any = None,
+    counters: dict[str, tuple[float, float]] | None = None,
     **extra: Any,
 ) -> RawProcessResult:
     spec = spec or spec_for()
@@ -71,7 +73,9 @@ def raw(
         energy_metrics=EnergyMetrics(total_energy_j=energy, duration_sec=duration),
         compute_metrics=ComputeMetrics(flops_total=1e9),
         device_energy=[DeviceEnergy(device_id=d, kind="gpu", energy_j=e, source="nvml_counter",
-                                    unavailable_reason=None if e is not None else "broken")
+                                    unavailable_reason=None if e is not None else "broken",
+                                    counter_start_j=(counters or {}).get(d, (None, None))[0],
+                                    counter_end_j=(counters or {}).get(d, (None, None))[1])
                        for d, e in devices],
         energy_source="nvml_counter" if devices else "none",
         energy_tracking_failed=energy is None and bool(extra.pop("fails", True)),
@@ -98,10 +102,51 @@ def test_sums_tokens_and_energy_and_uses_the_union_window() -> None:
 
 def test_a_device_two_ranks_report_is_counted_once() -> None:
     shared = [("GPU-shared", 80.0)]
-    result = aggregate_processes([raw(0, devices=shared), raw(1, devices=shared)], spec_for())
+    counters = {"GPU-shared": (5000.0, 5080.0)}
+    result = aggregate_processes([raw(0, devices=shared, counters=counters),
+                                  raw(1, devices=shared, counters=counters)], spec_for())
     assert result.total_energy_j == 80.0
     assert not result.aggregation.gpu_attribution_verified
-    assert "counted once" in result.aggregation.warnings[0]
+    assert "metered once" in result.aggregation.warnings[0]
+
+
+def test_a_shared_gpu_is_metered_over_the_union_window() -> None:
+    # one 100 W GPU: rank 0 measures 0-10 s, rank 1 2-12 s; the counter is the driver's
+    first = raw(0, 0, 10, devices=[("GPU-s", 1000.0)], counters={"GPU-s": (5000.0, 6000.0)})
+    second = raw(1, 2, 12, devices=[("GPU-s", 1000.0)], counters={"GPU-s": (5200.0, 6200.0)})
+    result = aggregate_processes([first, second], spec_for())
+    assert result.total_energy_j == pytest.approx(1200.0)  # 12 s union, not rank 0's 1000 J
+    assert result.device_energy is not None and len(result.device_energy) == 1
+    assert result.device_energy[0].energy_j == pytest.approx(1200.0)
+    assert result.energy_per_output_token_j == pytest.approx(1200.0 / 200)
+    breakdown = result.energy_breakdown
+    assert breakdown is not None and breakdown.adjusted_j is None
+    assert "shared" in (breakdown.adjusted_unavailable_reason or "")
+
+
+def test_a_shared_gpu_without_a_common_counter_is_null_with_the_reason() -> None:
+    first = raw(0, 0, 10, devices=[("GPU-s", 1000.0)])
+    second = raw(1, 2, 12, devices=[("GPU-s", 1000.0)])
+    result = aggregate_processes([first, second], spec_for())
+    assert result.total_energy_j is None and result.energy_per_output_token_j is None
+    assert "no common counter" in (result.energy_unavailable_reason or "")
+
+
+def _breakdown(adjusted_j: float | None, reason: str | None = None) -> EnergyBreakdown:
+    return EnergyBreakdown(raw_j=50.0, adjusted_j=adjusted_j, baseline_power_w=4.0,
+                           baseline_method="fresh", adjusted_unavailable_reason=reason)
+
+
+def test_one_rank_without_adjusted_energy_nulls_the_aggregate_with_its_reason() -> None:
+    ok = raw(0, energy_breakdown=_breakdown(10.0))
+    invalid = raw(1, energy_breakdown=_breakdown(None, "the baseline is not valid"))
+    result = aggregate_processes([ok, invalid], spec_for())
+    breakdown = result.energy_breakdown
+    assert breakdown is not None and breakdown.raw_j == 100.0
+    assert breakdown.adjusted_j is None  # not rank 0's 10 J alone
+    assert breakdown.adjusted_unavailable_reason == "rank 1: the baseline is not valid"
+    both = aggregate_processes([ok, raw(1, energy_breakdown=_breakdown(12.0))], spec_for())
+    assert both.energy_breakdown is not None and both.energy_breakdown.adjusted_j == 22.0
 
 
 def test_an_unmeasured_rank_makes_the_total_null_with_its_reason() -> None:
@@ -279,3 +324,9 @@ def test_missing_cycle_folders_are_named(tmp_path: Path) -> None:
     _write_cycle(tmp_path, 0, [raw(0, spec=spec)])
     with pytest.raises(AggregationError, match="cycle_1"):
         aggregate_experiment(spec, tmp_path)
+
+
+def test_an_undefined_throughput_cv_is_null_not_zero() -> None:
+    cycles = [_cycle(k, 100.0, 100).model_copy(update={"total_tokens": 0}) for k in range(2)]
+    st = aggregate_cycles(cycles, spec_for(num_cycles=3)).statistics
+    assert st.throughput_mean_tps == 0.0 and st.throughput_cv is None

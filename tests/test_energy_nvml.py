@@ -156,3 +156,24 @@ def test_legacy_clock_event_function_is_used_when_alone(monkeypatch: pytest.Monk
     with open_energy_source(AUTO, [0], environ={}) as sel:
         assert sel.source is not None
         assert sel.source.sample()[0].clock_event_reasons == 0x40
+
+
+@pytest.mark.parametrize(
+    ("indices", "cuda_uuids"),
+    [([0, 0], [uuid(0), uuid(0)]), ([0, 1], [uuid(0), uuid(0)]), ([0, 0], None)],
+)
+def test_one_gpu_named_twice_is_metered_once(
+    monkeypatch: pytest.MonkeyPatch, indices: list[int], cuda_uuids: list[str] | None
+) -> None:
+    clock = FakeClock()
+    install_fake_nvml(monkeypatch, [FakeGpu(uuid(0), power_w=250.0), FakeGpu(uuid(1))],
+                      clock=clock)
+    with open_energy_source(AUTO, indices, environ={}, clock=clock,
+                            cuda_uuids=cuda_uuids) as sel:
+        assert sel.device_ids == [uuid(0)]
+        assert sel.source is not None
+        start = sel.source.read_energy()
+        clock.advance(1.0)
+        end = sel.source.read_energy()
+    joules = sum(b.energy_j - a.energy_j for a, b in zip(start, end, strict=True))
+    assert joules == pytest.approx(250.0, abs=0.01)  # one 250 W GPU over 1 s

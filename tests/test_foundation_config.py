@@ -138,3 +138,14 @@ def test_spec_round_trip_and_tamper_detection(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace('"batch_size": 1', '"batch_size": 3'))
     with pytest.raises(ConfigError, match="does not match"):
         read_experiment_spec(path)
+
+
+def test_saving_a_time_series_that_is_not_collected_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path, "defaults:\n  model_name: m\n  timeseries: {save: true}\n")
+    with pytest.raises(ConfigError) as err:
+        expand_campaign(load_campaign(path), source=str(path))
+    message = str(err.value)
+    assert str(path) in message and "timeseries" in message
+    assert "save: true needs enabled: true" in message and "\n" not in message
+    described = ExperimentConfig.model_json_schema()["$defs"]["TimeSeriesConfig"]
+    assert "--save-timeseries" not in described["properties"]["save"]["description"]

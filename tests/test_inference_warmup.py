@@ -63,11 +63,33 @@ def test_fixed_mode_runs_max_prompts() -> None:
 def test_thermal_floor_keeps_warming_past_convergence() -> None:
     ticks: Iterator[float] = itertools.count(0.0, 1.0)  # every clock read advances 1 s
     _, iteration = _scripted([100.0] * 100)
-    cfg = WarmupConfig(window_size=3, min_prompts=3, max_prompts=5, thermal_floor_sec=10.0)
+    cfg = WarmupConfig(window_size=3, min_prompts=3, max_prompts=50, thermal_floor_sec=10.0)
     result = run_warmup(iteration, cfg, clock=lambda: next(ticks))
-    assert result.converged and result.iterations_completed > 5
+    assert result.converged and 3 < result.iterations_completed < 50
     assert result.duration_sec is not None and result.duration_sec >= 10.0
     assert result.thermal_floor_sec == 10.0
+
+
+def test_max_prompts_caps_warmup_before_the_thermal_floor() -> None:
+    ticks: Iterator[float] = itertools.count(0.0, 1.0)
+    calls, iteration = _scripted([100.0] * 100)
+    messages: list[str] = []
+    cfg = WarmupConfig(window_size=3, min_prompts=3, max_prompts=5, thermal_floor_sec=30.0)
+    result = run_warmup(iteration, cfg, log=messages.append, clock=lambda: next(ticks))
+    assert len(calls) == 5 and result.iterations_completed == 5
+    assert result.duration_sec is not None and result.duration_sec < 30.0
+    assert result.converged  # the last window is steady
+    assert "before thermal_floor_sec" in messages[-1]
+
+
+def test_converged_describes_the_final_window() -> None:
+    ticks: Iterator[float] = itertools.count(0.0, 1.0)
+    # steady at first, so a window converges; then noisy while the floor keeps it going
+    _, iteration = _scripted([100.0] * 5 + [30.0, 200.0] * 20)
+    cfg = WarmupConfig(window_size=3, min_prompts=3, max_prompts=12, thermal_floor_sec=100.0)
+    result = run_warmup(iteration, cfg, clock=lambda: next(ticks))
+    assert result.iterations_completed == 12 and result.final_cv > cfg.cv_threshold
+    assert not result.converged
 
 
 def test_disabled_warmup_runs_nothing() -> None:

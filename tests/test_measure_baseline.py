@@ -1,4 +1,4 @@
-"""Baseline: fresh, cached, expired, other GPU, foreign refusal, adjusted energy floor."""
+"""Baseline: fresh, cached, expired, other GPU, foreign refusal, an invalid baseline."""
 
 from __future__ import annotations
 
@@ -130,14 +130,26 @@ def test_adjusted_energy_over_the_window_only(rig) -> None:  # type: ignore[no-u
     assert eb.baseline_method == "fresh"
 
 
-def test_adjusted_energy_floors_at_zero(rig, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_a_baseline_above_the_measured_power_nulls_adjusted_energy(rig) -> None:  # type: ignore[no-untyped-def]
     clock, _wall, baseline, _ctx, _ = rig
-    rec = baseline([0])
-    inflated = rec.model_copy(update={"devices": [rec.devices[0].model_copy(
-        update={"power_w": 500.0})]})
-    res = window_on(clock, [0], 5.0)
+    rec = baseline([0, 1])
+    inflated = rec.model_copy(update={"devices": [
+        rec.devices[0].model_copy(update={"power_w": 100.0}), rec.devices[1]]})
+    res = window_on(clock, [0, 1], 5.0)  # GPU 0 draws 70 W: 350 J against a 500 J baseline
     eb = energy_breakdown(res, inflated)
-    assert eb is not None and eb.adjusted_j == 0.0 and eb.raw_j > 0
+    assert eb is not None and eb.raw_j == pytest.approx(800.0, rel=1e-2)
+    assert eb.adjusted_j is None  # not 0, and not GPU 1's share alone
+    reason = eb.adjusted_unavailable_reason or ""
+    assert "not valid for this window" in reason and uuid(0) in reason and uuid(1) not in reason
+    assert eb.baseline_power_w == pytest.approx(190.0, rel=1e-4)
+
+
+def test_an_unavailable_baseline_says_why_adjusted_energy_is_null(rig) -> None:  # type: ignore[no-untyped-def]
+    clock, *_ = rig
+    res = window_on(clock, [0], 1.0)
+    eb = energy_breakdown(res, BaselineRecord(method="unavailable", unavailable_reason="no NVML"))
+    assert eb is not None and eb.adjusted_j is None
+    assert "no NVML" in (eb.adjusted_unavailable_reason or "")
 
 
 def test_foreign_baseline_is_refused(rig) -> None:  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ import pytest
 
 from llem.cli import main
 from llem.config.campaign import make_spec, parse_experiment, write_experiment_spec
+from llem.errors import MeasurementError
 from llem.measure.devices import cuda_indices_for_config
 from tests.fakes.fake_nvml import FakeGpu, uuid
 from tests.fakes.install import install_fake_nvml
@@ -80,9 +81,29 @@ def test_gpu_indices_from_config() -> None:
                                                          **kw}), visible_count=visible)
 
     assert idx(4, device="cpu", gpus=[1]) == []
-    assert idx(4, gpus=[2, 3]) == [2, 3]
+    assert idx(4, gpus=[2, 3], num_processes=2) == [2, 3]
     assert idx(4, device="cuda:1") == [1]
     assert idx(4, num_processes=2) == [0, 1]
-    assert idx(4, model={"device_map": "auto"}) == [0, 1, 2, 3]
+    assert idx(4, model={"device_map": "auto"}, gpus=[1, 2]) == [1, 2]
     assert idx(0) == []  # auto on a host without GPUs: a CPU run
     assert idx(0, device="cuda") == [0]  # asked for a GPU: the energy source will say why not
+    with pytest.raises(MeasurementError, match="do not exist"):
+        idx(2, gpus=[3])
+    with pytest.raises(MeasurementError, match="CUDA sees 2"):
+        idx(2, num_processes=3)
+
+
+def test_baseline_refuses_a_spec_whose_device_and_gpus_disagree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    install_fake_nvml(monkeypatch, [FakeGpu(uuid(0)), FakeGpu(uuid(1))])
+    exp = parse_experiment({"config_name": "t", "model_name": "m", "device": "cuda:1",
+                            "gpus": [0]})
+    spec = tmp_path / "spec.json"
+    write_experiment_spec(make_spec(exp), spec)
+    out = tmp_path / "baseline.json"
+    rc = main(["baseline", "--spec", str(spec), "--out", str(out),
+               "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "device 'cuda:1' names GPU 1 but gpus is [0]" in err
+    assert not out.exists()  # neither GPU 0 nor GPU 1 was measured for it

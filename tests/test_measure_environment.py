@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from llem.domain.environment import (
+    CPUEnvironment,
+    CUDAEnvironment,
+    EnvironmentMetadata,
+    GPUEnvironment,
+)
 from llem.measure.environment import collect_environment
-from tests.fakes.fake_nvml import FakeGpu, uuid
+from tests.fakes.fake_nvml import NVML_ERROR_NOT_SUPPORTED, FakeGpu, FakeNVMLError, uuid
 from tests.fakes.install import install_fake_nvml
 
 
@@ -45,3 +52,35 @@ def test_unreadable_sys_files_are_null(tmp_path: Path) -> None:
     env = collect_environment(sys_root=tmp_path)
     assert env.cpu.governor == "unknown"
     assert env.unavailable is not None and "cpu.governor" in env.unavailable
+
+
+def test_unreadable_gpu_memory_is_null_not_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = install_fake_nvml(monkeypatch, [FakeGpu(uuid(0), name="Tesla V100-SXM2-16GB")])
+
+    def unsupported(handle: object, version: object = None) -> None:
+        raise FakeNVMLError(NVML_ERROR_NOT_SUPPORTED)
+
+    monkeypatch.setattr(fake.module, "nvmlDeviceGetMemoryInfo", unsupported)
+    env = collect_environment([0], environ={})
+    assert env.gpu is not None and env.gpu.vram_total_mb is None
+    assert env.summary_line.startswith("V100 | ")  # the model, and no made-up size
+
+
+@pytest.mark.parametrize(
+    ("name", "vram_mb", "short"),
+    [
+        ("NVIDIA A100-SXM4-80GB", 81920.0, "A100 80GB"),
+        ("Tesla V100-SXM2-16GB", 16384.0, "V100 16GB"),
+        ("NVIDIA GeForce RTX 4090", 24564.0, "RTX 4090 24GB"),
+        ("NVIDIA RTX A6000", 49140.0, "RTX A6000 48GB"),
+        ("NVIDIA H100 80GB HBM3", 81559.0, "H100 80GB"),
+        ("NVIDIA A100 80GB PCIe", 81920.0, "A100 80GB"),
+    ],
+)
+def test_the_summary_line_keeps_the_gpu_model(name: str, vram_mb: float, short: str) -> None:
+    env = EnvironmentMetadata(
+        gpu=GPUEnvironment(name=name, vram_total_mb=vram_mb),
+        cuda=CUDAEnvironment(version="12.4", driver_version="550.54.15"),
+        cpu=CPUEnvironment(platform="Linux"), collected_at=datetime.now(UTC),
+    )
+    assert env.summary_line == f"{short} | CUDA 12.4 | Driver 550.54"

@@ -10,6 +10,7 @@ import pytest
 
 from llem.config.campaign import read_experiment_spec
 from llem.errors import ConfigError
+from llem.measure.devices import cuda_indices_for_config
 from llem.workflow import (
     GC_GEN0_THRESHOLD,
     plan_campaign,
@@ -36,7 +37,8 @@ def test_plan_names_paths_and_allocation() -> None:
     plan = plan_campaign(
         _campaign(
             experiments=[
-                {"config_name": "one", "model_name": "org/a", "device": "cuda", "gpus": [0, 1]},
+                {"config_name": "one", "model_name": "org/a", "device": "cuda", "gpus": [0, 1],
+                 "num_processes": 2},
                 {"config_name": "two", "model_name": "org/b", "device": "auto",
                  "num_processes": 3, "num_cycles": 2},
             ],
@@ -50,6 +52,46 @@ def test_plan_names_paths_and_allocation() -> None:
     assert plan.result_paths() == [result_path("c1", "r1", "one"), result_path("c1", "r1", "two")]
     assert plan.model_keys() == ["org--a", "org--b"]
     assert plan.model_spec_path("org--b") == spec_path("c1", "r1", "two")
+
+
+@pytest.mark.parametrize(
+    ("fragment", "words"),
+    [
+        ({"device": "cuda:1", "gpus": [0]}, "device 'cuda:1' names GPU 1 but gpus is [0]"),
+        ({"device": "cuda:1", "num_processes": 2}, "names one GPU but num_processes is 2"),
+        ({"device": "cuda", "model": {"device_map": "auto"}}, "model.device_map needs gpus"),
+        ({"device": "cuda", "gpus": [0, 1], "model": {"device_map": "cuda:2"}},
+         "model.device_map 'cuda:2' places the model on GPU 2"),
+        ({"device": "cuda", "gpus": [0, 1, 2], "num_processes": 2},
+         "gpus lists 3 GPU(s) for num_processes 2"),
+        ({"device": "auto", "gpus": [0], "num_processes": 2},
+         "gpus lists 1 GPU(s) for num_processes 2"),
+    ],
+)
+def test_contradictory_devices_are_refused_at_plan_time(fragment: dict, words: str) -> None:
+    experiment = {"config_name": "bad", "model_name": "org/a", **fragment}
+    with pytest.raises(ConfigError) as caught:
+        plan_campaign(_campaign(experiments=[experiment], sweep={}), sources=["c.yaml"])
+    message = str(caught.value)
+    assert message.startswith("c.yaml: experiment 'bad': ") and words in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("fragment", "count"),
+    [
+        ({"device": "cuda:1"}, 1),
+        ({"device": "cuda", "gpus": [0, 1, 2], "model": {"device_map": "auto"}}, 3),
+        ({"device": "auto", "num_processes": 2}, 2),
+        ({"device": "cpu", "gpus": [0]}, 0),
+    ],
+)
+def test_the_allocation_is_the_gpus_the_experiment_uses(fragment: dict, count: int) -> None:
+    plan = plan_campaign(_campaign(experiments=[{"config_name": "e", "model_name": "org/a",
+                                                 **fragment}], sweep={}))
+    planned = plan.experiments["e"]
+    assert planned.gpu_count == count
+    assert len(cuda_indices_for_config(planned.config, visible_count=4)) == count
 
 
 def test_cpu_experiments_ask_for_no_gpu() -> None:

@@ -11,6 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from llem.cli import main
+from llem.energy.base import DeviceSample
+from llem.measure.throttle import HW_SLOWDOWN, throttle_info
 from llem.report import ReportOutputs, build_report
 from llem.report.rows import load_rows
 from tests import documents
@@ -128,3 +130,14 @@ def test_plots_say_why_when_no_energy_was_measured(tmp_path: Path) -> None:
     fig = energy_per_token_vs_batch_size(rows)
     texts = [t.get_text() for ax in fig.axes for t in ax.texts]
     assert any("No experiment has a measured J per output token" in t for t in texts)
+
+
+def test_the_report_names_a_hardware_slowdown(tmp_path: Path) -> None:
+    path = _result(tmp_path, "bs1", 1, 120.0, with_series=False)
+    tick = [DeviceSample(device_id="GPU-0", timestamp_sec=1.0, clock_event_reasons=HW_SLOWDOWN)]
+    info = throttle_info([tick], 0.0, 4.0, 0.1)
+    assert info is not None and info.detected
+    doc = json.loads(path.read_text())
+    doc["thermal_throttle"] = info.model_dump(mode="json")
+    path.write_text(json.dumps(doc))
+    assert load_rows([path])[0].throttled == "hardware slowdown"  # throttled, not "none"

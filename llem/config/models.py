@@ -51,8 +51,8 @@ class WarmupConfig(_Config):
         default=0.0,
         ge=0.0,
         description="Minimum warmup wall time in seconds, so the device reaches a steady "
-        "thermal state; warmup continues past convergence until it is reached "
-        "(0 = no floor). In fixed mode, max_prompts iterations run.",
+        "thermal state; warmup continues past convergence until it is reached, but never "
+        "past max_prompts (0 = no floor). In fixed mode, max_prompts iterations run.",
     )
 
     @model_validator(mode="after")
@@ -92,7 +92,9 @@ class TimeSeriesConfig(_Config):
 
     enabled: bool = Field(default=False, description="Enable time-series data collection")
     save: bool = Field(
-        default=False, description="Save time-series to separate file (--save-timeseries)"
+        default=False,
+        description="Write the samples to timeseries/process_<rank>.parquet in the cycle "
+        "folder; needs enabled: true",
     )
     sample_interval_ms: int = Field(
         default=100,
@@ -100,6 +102,13 @@ class TimeSeriesConfig(_Config):
         le=5000,
         description="Sampling interval in ms (100ms = 10Hz, 1000ms = 1Hz)",
     )
+
+    @model_validator(mode="after")
+    def _save_needs_enabled(self) -> TimeSeriesConfig:
+        if self.save and not self.enabled:
+            raise ValueError("save: true needs enabled: true (nothing is collected to "
+                             "save); set enabled: true or save: false")
+        return self
 
 
 class EnergyConfig(_Config):

@@ -7,6 +7,8 @@ UUID, and the software versions and scheduler context needed to reproduce a run.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from llem.domain.types import Timestamp
@@ -20,7 +22,9 @@ class GPUEnvironment(_Env):
     """One GPU as seen by NVML."""
 
     name: str = Field(description='GPU model name (e.g., "NVIDIA A100-SXM4-80GB")')
-    vram_total_mb: float = Field(description="Total VRAM in MB")
+    vram_total_mb: float | None = Field(
+        default=None, description="Total VRAM in MB; null when it cannot be read."
+    )
     compute_capability: str | None = Field(default=None, description='e.g., "8.0"')
     pcie_gen: int | None = Field(default=None, description="PCIe generation")
     mig_enabled: bool = Field(default=False, description="Whether MIG mode is enabled.")
@@ -126,12 +130,29 @@ class EnvironmentMetadata(_Env):
         return " | ".join(parts)
 
 
-def _short_gpu_name(name: str, vram_total_mb: float) -> str:
-    """'NVIDIA A100-SXM4-80GB' with 81920 MB -> 'A100 80GB'."""
-    model = name.replace("NVIDIA", "").replace("GeForce", "").strip()
-    model = model.split("-")[0].split(" ")[0] if model else name
-    gib = round(vram_total_mb / 1024)
-    return f"{model} {gib}GB"
+#: Words of a GPU name that are the vendor or brand, not the model.
+_BRAND_WORDS = frozenset({"NVIDIA", "GEFORCE", "TESLA"})
+#: A word from which on a GPU name only describes memory or form factor ("80GB", "HBM3").
+_SUFFIX_WORD = re.compile(r"^(\d+GB|HBM\w*|PCIE|SXM\d*|NVL)$", re.IGNORECASE)
+
+
+def _short_gpu_name(name: str, vram_total_mb: float | None) -> str:
+    """The GPU model and its memory: 'NVIDIA A100-SXM4-80GB' with 81920 MB -> 'A100 80GB'.
+
+    'Tesla V100-SXM2-16GB' -> 'V100 16GB', 'NVIDIA GeForce RTX 4090' -> 'RTX 4090 24GB',
+    'NVIDIA H100 80GB HBM3' -> 'H100 80GB'; without a readable memory size, the model alone.
+    """
+    words = name.split("-")[0].split()
+    words = [w for w in words if w.upper() not in _BRAND_WORDS]
+    model_words: list[str] = []
+    for word in words:
+        if _SUFFIX_WORD.match(word):
+            break
+        model_words.append(word)
+    model = " ".join(model_words) or name.strip()
+    if vram_total_mb is None:
+        return model
+    return f"{model} {round(vram_total_mb / 1024)}GB"
 
 
 def _short_driver(version: str) -> str:

@@ -248,7 +248,9 @@ class CycleStatistics(_Result):
     latency_mean_ms: float | None = Field(default=None, description="Mean latency, ms.")
     latency_std_ms: float | None = Field(default=None, description="Std of latency, ms.")
     energy_cv: float | None = Field(default=None, description="CV of energy.")
-    throughput_cv: float = Field(description="CV of throughput.")
+    throughput_cv: float | None = Field(
+        default=None, description="CV of throughput; null when the mean is 0 (undefined)."
+    )
     # llem: output-token throughput and J per output token
     output_throughput_mean_tps: float | None = Field(
         default=None, description="Mean output-token throughput, tokens/s."

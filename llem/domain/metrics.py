@@ -267,7 +267,8 @@ class EnergyBreakdown(_Metrics):
     raw_j: float = Field(description="Total measured energy (Joules)")
     adjusted_j: float | None = Field(
         default=None,
-        description="Baseline-adjusted energy (raw - baseline*duration)",
+        description="Baseline-adjusted energy (raw - baseline*duration), J; null when there is "
+        "no baseline or it exceeds a device's measured energy (see adjusted_unavailable_reason)",
     )
     baseline_power_w: float | None = Field(
         default=None, description="Measured baseline idle power (Watts)"
@@ -281,6 +282,9 @@ class EnergyBreakdown(_Metrics):
     )
     baseline_cache_age_sec: float | None = Field(
         default=None, description="Age of cached baseline in seconds"
+    )
+    adjusted_unavailable_reason: str | None = Field(
+        default=None, description="Why adjusted_j is null, when it is."
     )
 
 
@@ -309,6 +313,11 @@ class ThermalThrottleInfo(_Metrics):
     )
     sample_count: int | None = Field(
         default=None, description="Sampler samples the flags were derived from."
+    )
+    hw_slowdown: bool | None = Field(
+        default=None,
+        description="Generic hardware slowdown (NVML HwSlowdown: thermal or power brake, "
+        "not told apart); counts towards detected.",
     )
 
 
@@ -351,6 +360,14 @@ class DeviceEnergy(_Metrics):
     )
     unavailable_reason: str | None = Field(
         default=None, description="Why energy_j is null, when it is."
+    )
+    counter_start_j: float | None = Field(
+        default=None,
+        description="The device's cumulative energy reading at the window start, J (arbitrary "
+        "origin; for nvml_counter the driver's counter, the same in every process of a host).",
+    )
+    counter_end_j: float | None = Field(
+        default=None, description="Its cumulative energy reading at the window end, J."
     )
 
 

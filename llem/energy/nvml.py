@@ -319,6 +319,26 @@ class NvmlSource(EnergySource):
             nvml_shutdown(self._nvml)
 
 
+def _once_per_device(
+    chosen: list[VisibleDevice], warnings: list[str]
+) -> list[VisibleDevice]:
+    """Each physical device (by UUID) once, in first-named order, however often it is named.
+
+    Two CUDA numbers (or a number and a UUID) can name one GPU; metering it twice would
+    double its energy.
+    """
+    first: dict[str, VisibleDevice] = {}
+    for dev in chosen:
+        if dev.uuid in first:
+            warnings.append(
+                f"GPU {dev.uuid} is named twice (as CUDA device {first[dev.uuid].cuda_index} "
+                f"and {dev.cuda_index}); it is metered once"
+            )
+            continue
+        first[dev.uuid] = dev
+    return list(first.values())
+
+
 def open_nvml_source(
     cuda_device_indices: list[int],
     cuda_visible_devices: str | None,
@@ -328,7 +348,8 @@ def open_nvml_source(
     """Open NVML for the GPUs a job uses (torch numbering); returns the source and warnings.
 
     ``cuda_uuids``, when the caller knows them (torch with CUDA initialized), name the GPUs
-    directly; otherwise ``CUDA_VISIBLE_DEVICES`` is read the way CUDA reads it. Raises
+    directly; otherwise ``CUDA_VISIBLE_DEVICES`` is read the way CUDA reads it. Each physical
+    GPU is metered once, by UUID, whatever numbers name it. Raises
     :class:`EnergySourceUnavailable` when any requested GPU cannot be metered: a partial sum
     would be a wrong number.
     """
@@ -361,7 +382,7 @@ def open_nvml_source(
                     "number them differently from NVML; llem assumed PCI bus order"
                 )
         picked: list[PhysicalGpu] = []
-        for dev in chosen:
+        for dev in _once_per_device(chosen, warnings):
             if dev.is_mig or dev.physical_index is None:
                 raise EnergySourceUnavailable(
                     f"CUDA device {dev.cuda_index} is a MIG instance ({dev.uuid}): NVML cannot "

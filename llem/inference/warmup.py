@@ -1,11 +1,19 @@
 """Warmup in the measuring process, with the measured run's batch shapes and output length.
 
 Kernels, allocator pools and clocks warmed in another process do not carry over, so warmup
-runs right before the measured window, on the same batches. It stops by CV convergence
-(after at least ``min_prompts`` iterations, the coefficient of variation -- population
-standard deviation over mean -- of the last ``window_size`` latencies is below
-``cv_threshold``; at ``max_prompts`` it stops unconverged) or after a fixed ``max_prompts``
-iterations. A thermal floor keeps it going until ``thermal_floor_sec`` have passed.
+runs right before the measured window, on the same batches. The rules, in the order they
+apply after each iteration:
+
+1. ``max_prompts`` is a hard cap: at that many iterations warmup stops, whatever else holds
+   (the thermal floor included).
+2. Convergence mode stops at the first iteration where the window is steady -- at least
+   ``max(min_prompts, window_size)`` iterations ran and the coefficient of variation
+   (population standard deviation over mean) of the last ``window_size`` latencies is below
+   ``cv_threshold`` -- and ``thermal_floor_sec`` have passed since warmup began. Fixed mode
+   runs ``max_prompts`` iterations.
+
+``converged`` describes the final state: whether the last window was steady when warmup
+stopped, in either mode.
 """
 
 from __future__ import annotations
@@ -48,29 +56,27 @@ def run_warmup(
     mode = "convergence" if cfg.convergence_detection else "fixed"
     checks_from = max(cfg.min_prompts, cfg.window_size)
     latencies: list[float] = []
-    converged = False
+    steady = False
     cv = 0.0
     start = clock()
     while True:
         latencies.append(iteration(len(latencies)))
         done = len(latencies)
-        window = latencies[-cfg.window_size :]
-        cv = coefficient_of_variation(window)
-        if mode == "convergence" and done >= checks_from and cv < cfg.cv_threshold:
-            converged = True
+        cv = coefficient_of_variation(latencies[-cfg.window_size :])
+        steady = done >= checks_from and cv < cfg.cv_threshold
         log(f"warmup {done}/{cfg.max_prompts}: {latencies[-1]:.1f} ms, cv {cv:.3f}")
-        floor_reached = clock() - start >= cfg.thermal_floor_sec
-        if mode == "convergence":
-            stop = converged or done >= cfg.max_prompts
-        else:
-            stop = done >= cfg.max_prompts
-        if stop and floor_reached:
+        if done >= cfg.max_prompts:
+            break  # the cap comes first
+        if mode == "convergence" and steady and clock() - start >= cfg.thermal_floor_sec:
             break
-    if mode == "fixed":  # not a stopping rule here; reported for information
-        converged = len(latencies) >= checks_from and cv < cfg.cv_threshold
+    converged = steady
+    elapsed = clock() - start
+    if elapsed < cfg.thermal_floor_sec:
+        log(f"warmup stopped at max_prompts ({cfg.max_prompts}) after {elapsed:.1f} s, before "
+            f"thermal_floor_sec ({cfg.thermal_floor_sec:g} s)")
     return WarmupResult(
         converged=converged, final_cv=cv, iterations_completed=len(latencies),
         target_cv=cfg.cv_threshold, max_prompts=cfg.max_prompts, latencies_ms=latencies,
-        mode=mode, duration_sec=clock() - start,
+        mode=mode, duration_sec=elapsed,
         thermal_floor_sec=cfg.thermal_floor_sec or None,
     )

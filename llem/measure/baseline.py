@@ -5,8 +5,11 @@ A context alone adds tens of watts on HBM GPUs, so the baseline is taken with on
 device's mean power is its counter difference over its own read interval; the sampler ticks
 in between keep polled-power integration and counter wrap handling fed. Snakemake jobs are
 separate processes, so the cache lives on disk: one file per host and device, valid for
-``cache_ttl_sec``. ``adjusted_j = max(0, raw_j - baseline_power_w x window seconds)``, where the
-seconds are each device's own measured interval, never model load or warmup.
+``cache_ttl_sec``. ``adjusted_j = raw_j - baseline_power_w x window seconds``, summed over the
+devices, where the seconds are each device's own measured interval, never model load or
+warmup. A device whose baseline exceeds its measured energy by more than the counters'
+resolution makes ``adjusted_j`` null with the reason: that baseline is not valid for this
+window. A device within the resolution of zero counts as zero.
 """
 
 from __future__ import annotations
@@ -84,10 +87,12 @@ class BaselineRecord(BaseModel):
         return [d.device_id for d in self.devices]
 
     def power_of(self, device_id: str) -> float | None:
-        for d in self.devices:
-            if d.device_id == device_id:
-                return d.power_w
-        return None
+        entry = self.device(device_id)
+        return None if entry is None else entry.power_w
+
+    def device(self, device_id: str) -> DeviceBaseline | None:
+        """The baseline of one device, None when it was not measured."""
+        return next((d for d in self.devices if d.device_id == device_id), None)
 
     def check_devices(self, device_ids: list[str], host: str | None = None) -> None:
         """Refuse a baseline measured on other devices than ``device_ids`` (a foreign one).
@@ -308,27 +313,58 @@ def energy_breakdown(
         return None
     raw = window.total_energy_j
     if baseline is None:
-        return EnergyBreakdown(raw_j=raw)
+        return EnergyBreakdown(raw_j=raw, adjusted_unavailable_reason="no baseline was given")
     if baseline.method == "unavailable":
-        return EnergyBreakdown(raw_j=raw, baseline_method="unavailable")
+        return EnergyBreakdown(raw_j=raw, baseline_method="unavailable",
+                               adjusted_unavailable_reason="baseline unavailable: "
+                               f"{baseline.unavailable_reason or 'not measured'}")
     device_ids = [d.device_id for d in window.device_energy]
     baseline.check_devices(device_ids)
-    baseline_j = 0.0
+    measured = {d.device_id: d.energy_j for d in window.device_energy}
+    adjusted_j = 0.0
     baseline_w = 0.0
+    invalid: list[str] = []
     for dw in window.device_windows:
-        power_w = baseline.power_of(dw.device_id)
-        assert power_w is not None  # check_devices guarantees it
+        entry = baseline.device(dw.device_id)
+        assert entry is not None  # check_devices guarantees it
         seconds = dw.duration_sec if dw.duration_sec is not None else window.duration_sec
-        baseline_j += power_w * seconds
-        baseline_w += power_w
+        device_j = measured[dw.device_id]
+        assert device_j is not None  # a measured total has every device's energy
+        share_j = device_j - entry.power_w * seconds
+        if share_j < -adjustment_resolution_j(seconds, entry.duration_sec):
+            invalid.append(
+                f"{dw.device_id}: baseline {entry.power_w:.2f} W over {seconds:.2f} s "
+                f"({entry.power_w * seconds:.1f} J) exceeds the {device_j:.1f} J measured"
+            )
+        adjusted_j += max(share_j, 0.0)  # below zero only within the counters' resolution
+        baseline_w += entry.power_w
+    reason = None
+    if invalid:
+        reason = ("the baseline is not valid for this window (idle power above the measured "
+                  "power): " + "; ".join(invalid))
     return EnergyBreakdown(
         raw_j=raw,
-        adjusted_j=max(0.0, raw - baseline_j),
+        adjusted_j=None if invalid else adjusted_j,
         baseline_power_w=baseline_w,
         baseline_method=baseline.method,
         baseline_timestamp=baseline.timestamp,
         baseline_cache_age_sec=baseline.cache_age_sec,
+        adjusted_unavailable_reason=reason,
     )
+
+
+#: Resolution of one energy counter read, J: NVML counts whole millijoules (RAPL finer).
+COUNTER_RESOLUTION_J = 0.001
+
+
+def adjustment_resolution_j(window_sec: float, baseline_sec: float) -> float:
+    """How far below zero one device's adjusted energy can fall from counter resolution alone.
+
+    Two reads bound the window's energy, two the baseline's, whose error scales with the
+    window over the baseline interval.
+    """
+    scale = window_sec / baseline_sec if baseline_sec > 0 else 0.0
+    return 2 * COUNTER_RESOLUTION_J * (1.0 + scale)
 
 
 def baseline_summary(record: BaselineRecord) -> str:

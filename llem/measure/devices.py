@@ -1,4 +1,4 @@
-"""Which GPUs (torch numbering) an experiment uses, decided without starting CUDA."""
+"""How many GPUs CUDA would expose here, and which of them an experiment uses (no CUDA start)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping
 
 from llem.config.models import ExperimentConfig
+from llem.devices import assign_devices
 from llem.energy import nvml as nv
 from llem.energy.cuda_devices import visible_devices
 
@@ -30,20 +31,9 @@ def visible_cuda_device_count(environ: Mapping[str, str] | None = None) -> int:
 def cuda_indices_for_config(
     config: ExperimentConfig, visible_count: int | None = None
 ) -> list[int]:
-    """GPU indices an experiment uses: ``gpus``, else ``device``, else one per process.
+    """GPU indices an experiment uses (:func:`llem.devices.assign_devices`), all ranks together.
 
-    ``device: auto`` means the GPUs when any is visible, else the CPU (an empty list). A model
-    spread over GPUs (``model.device_map``) uses every visible GPU unless ``gpus`` says.
+    ``visible_count`` defaults to the devices CUDA would expose here.
     """
-    if config.device == "cpu":
-        return []
-    if config.gpus is not None:
-        return list(config.gpus)
-    if config.device.startswith("cuda:"):
-        return [int(config.device.split(":", 1)[1])]
     count = visible_cuda_device_count() if visible_count is None else visible_count
-    if count == 0:
-        return [0] if config.device == "cuda" else []
-    if config.model.device_map:
-        return list(range(count))
-    return list(range(min(config.num_processes, count)))
+    return assign_devices(config, count).cuda_indices

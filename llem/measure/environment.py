@@ -127,7 +127,7 @@ def _gpu_env(nvml: Any, g: nv.PhysicalGpu) -> GPUEnvironment:
     mem = _try(lambda: nvml.nvmlDeviceGetMemoryInfo(h))
     return GPUEnvironment(
         name=g.name,
-        vram_total_mb=mem.total / _MIB if mem is not None else 0.0,
+        vram_total_mb=mem.total / _MIB if mem is not None else None,
         compute_capability=f"{cc[0]}.{cc[1]}" if cc else None,
         pcie_gen=_try(lambda: int(nvml.nvmlDeviceGetMaxPcieLinkGeneration(h))),
         mig_enabled=g.mig_enabled,

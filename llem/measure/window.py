@@ -266,6 +266,8 @@ class MeasurementWindow:
                 energy_j=energy_j,
                 source=source.device_source(dev) if source is not None else "none",
                 unavailable_reason=None if energy_j is not None else dev_reason,
+                counter_start_j=start.energy_j,
+                counter_end_j=None if end is None else end.energy_j,
             ))
 
         total: float | None = None

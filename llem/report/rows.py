@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from llem.domain.experiment import AggregatedResult, MultiCycleResult
+from llem.domain.metrics import ThermalThrottleInfo
 from llem.errors import ResultLoadError
 from llem.loader import load_result
+from llem.measure.throttle import throttle_reasons
 
 
 @dataclass
@@ -155,12 +157,10 @@ def timeseries_files(result: AggregatedResult, path: Path) -> list[Path]:
     return files
 
 
-def _throttle_text(throttle: Any) -> str | None:
-    if throttle is None:
+def _throttle_text(throttle: ThermalThrottleInfo | None) -> str | None:
+    kinds = throttle_reasons(throttle)
+    if kinds is None:
         return None
-    if throttle.sample_count == 0:
-        return None
-    kinds = [k for k in ("thermal", "power") if getattr(throttle, k)]
     return ", ".join(kinds) if kinds else "none"
 
 
