@@ -14,6 +14,9 @@ SCHEMA_ID_BASE = "https://llem.dev/schemas"
 #: Names of experiments, campaigns and runs: safe as file names and Snakemake wildcards.
 SAFE_NAME_PATTERN = r"^[A-Za-z0-9._-]+$"
 
+#: Longest such name: a path component of at most 255 bytes, with room for a suffix (".log").
+MAX_NAME_CHARS = 200
+
 #: Default location of the result store.
 DEFAULT_STORE_PATH = "results/llem.duckdb"
 

@@ -2,7 +2,8 @@
 
 The Snakefile stays free of logic: it hands its ``config`` to :func:`plan_campaign`, which
 validates and expands the campaign (a bad config raises :class:`~llem.errors.ConfigError`
-naming the file and the field, before any job starts), and to :func:`sync_specs`, which writes
+naming the file and the field, before any job starts), checks that the prompt files and
+local model folders the experiments name are usable, and to :func:`sync_specs`, which writes
 each experiment's resolved ``spec.json``. Input functions in ``workflow/rules/common.smk`` read
 the resulting :class:`CampaignPlan`.
 
@@ -30,6 +31,7 @@ from typing import Any
 
 from llem.config.campaign import (
     ExperimentSpec,
+    check_config_files,
     expand_campaign,
     make_spec,
     parse_campaign,
@@ -39,7 +41,7 @@ from llem.config.models import ExperimentConfig
 from llem.constants import DEFAULT_MODELS_DIR
 from llem.devices import check_device_config, gpus_to_allocate
 from llem.errors import ConfigError
-from llem.inference.models import MODEL_RECORD, model_key
+from llem.inference.models import MODEL_RECORD, local_folder, model_key
 from llem.io import write_json_atomic
 
 #: Regular expression every wildcard of the workflow is constrained to.
@@ -205,6 +207,7 @@ def plan_campaign(
         check_device_config(exp, source)
         spec = make_spec(exp, campaign.campaign, campaign.run_id)
         planned[exp.config_name] = PlannedExperiment(spec=spec, model_key=model_key(exp))
+    check_inputs(experiments, source)
     return CampaignPlan(
         campaign=campaign.campaign,
         run_id=campaign.run_id,
@@ -216,6 +219,86 @@ def plan_campaign(
 def plan_campaign_file(path: str | Path) -> CampaignPlan:
     """:func:`plan_campaign` of a YAML/JSON campaign file."""
     return plan_campaign(read_config_file(path), sources=[str(path)])
+
+
+def plan_workflow(config: Mapping[str, Any], configfiles: Iterable[str | Path]) -> CampaignPlan:
+    """:func:`plan_campaign` of the Snakefile's ``config``, its files read strictly first.
+
+    Snakemake's own reader lets a repeated key win silently; each file is read again with
+    llem's (:func:`~llem.config.campaign.read_config_file`), so a repeated key, a YAML-alias
+    bomb or a non-mapping stops the workflow with the file's name and line. The values
+    validated are Snakemake's ``config``, which includes ``--config`` overrides.
+    """
+    files = [str(f) for f in configfiles]
+    check_config_files(files)
+    return plan_campaign(config, sources=files)
+
+
+def check_inputs(experiments: Iterable[ExperimentConfig], source: str) -> None:
+    """Refuse, at plan time, inputs that `llem measure` would only refuse after its baseline.
+
+    A ``jsonl`` prompts file must be a readable file (paths are relative to the working
+    directory, where the jobs run). A model named by a local folder whose ``config.json``
+    maps an architecture transformers does not ship to the folder's own code (``auto_map``)
+    needs ``trust_remote_code: true``. A model name that is a path (starts with ``/`` or
+    ``.``) must be an existing folder. Hub ids are not looked up: that needs the network.
+    """
+    seen_files: dict[str, str | None] = {}
+    seen_models: dict[str, str | None] = {}
+    for exp in experiments:
+        where = f"{source}: experiment {exp.config_name}"
+        prompts = exp.prompts
+        if prompts.source == "jsonl" and prompts.path is not None:
+            if prompts.path not in seen_files:
+                seen_files[prompts.path] = _unreadable_file(Path(prompts.path))
+            problem = seen_files[prompts.path]
+            if problem:
+                raise ConfigError(f"{where}: prompts.path: {problem}: {prompts.path!r}")
+        key = f"{exp.model_name}\0{exp.trust_remote_code}"
+        if key not in seen_models:
+            seen_models[key] = _model_problem(exp)
+        if seen_models[key]:
+            raise ConfigError(f"{where}: {seen_models[key]}")
+
+
+def _unreadable_file(path: Path) -> str | None:
+    if not path.exists():
+        return "no such file"
+    if not path.is_file():
+        return "not a file"
+    if not os.access(path, os.R_OK):
+        return "file not readable"
+    return None
+
+
+def _model_problem(exp: ExperimentConfig) -> str | None:
+    """Why the experiment's local model folder cannot be used as configured, or None."""
+    folder = local_folder(exp.model_name)
+    if folder is None:
+        if exp.model_name.startswith(("/", ".")):
+            return f"model_name: no such model folder: {exp.model_name!r}"
+        return None
+    if exp.trust_remote_code:
+        return None
+    try:
+        with (folder / "config.json").open(encoding="utf-8") as handle:
+            model_config = json.load(handle)
+    except FileNotFoundError:
+        return None  # no config: prepare_model or measure says what is missing
+    except (OSError, ValueError) as exc:
+        return f"model_name: cannot read {folder / 'config.json'}: {exc}"
+    if not isinstance(model_config, dict) or not isinstance(model_config.get("auto_map"), dict):
+        return None
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+
+    model_type = model_config.get("model_type")
+    if model_type in CONFIG_MAPPING_NAMES:
+        return None  # transformers ships this architecture; auto_map is not used
+    return (
+        f"trust_remote_code: model folder {str(folder)!r} needs its own code (config.json "
+        f"maps model_type {model_type!r}, which transformers does not ship, to it via "
+        "auto_map); set trust_remote_code: true if you trust that code"
+    )
 
 
 def sync_specs(plan: CampaignPlan, root: str | Path = ".") -> list[str]:

@@ -4,6 +4,10 @@ A campaign's ``defaults`` are deep-merged under each listed experiment; each exp
 then expanded over the ``sweep`` grid. Swept experiments are named
 ``<base>_<key>-<value>[_<key>-<value>...]`` so every name is safe as a file name and a
 Snakemake wildcard. Every error names the file and the field.
+
+Files are read strictly: UTF-8 only, a duplicate key is an error (naming key and line), and
+a document that YAML aliases blow up (too many values or too deep) is refused before it is
+used. A campaign's size is computed from the sweep's list lengths before it is expanded.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ import copy
 import hashlib
 import itertools
 import json
+import math
 import re
+import reprlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,23 +32,121 @@ from llem.errors import ConfigError
 
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9.-]+")
 
+#: Most values (mappings, lists and scalars, each alias counted as often as it is used) and
+#: deepest nesting a config document may have; a real campaign is far below both.
+MAX_CONFIG_VALUES = 1_000_000
+MAX_CONFIG_DEPTH = 32
+
+#: Values quoted in error messages are cut short, whatever their size.
+_SHORT_REPR = reprlib.Repr()
+_SHORT_REPR.maxstring = _SHORT_REPR.maxother = 60
+_SHORT_REPR.maxlevel = 2
+
+
+class _DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first_line: int) -> None:
+        super().__init__(f"line {line}: duplicate key {key!r} (first given on line {first_line})")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error."""
+
+    def construct_mapping(self, node: yaml.Node, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first_line: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *anchor` merges; the mapping's own keys override it
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    seen = first_line.get(key)
+                except TypeError:
+                    continue  # an unhashable key; the base loader reports it
+                if seen is not None:
+                    raise _DuplicateKeyError(key, line, seen)
+                first_line[key] = line
+        return super().construct_mapping(node, deep=deep)
+
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML or JSON mapping; a missing, unreadable or non-mapping file is a ConfigError."""
+    """Read a YAML or JSON mapping strictly; every problem is a one-line ConfigError."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset "
+            f"{exc.start}); save the file as UTF-8"
+        ) from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader: builds plain data only
+    except _DuplicateKeyError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {_one_line(str(exc))}") from exc
+        raise ConfigError(f"{path}: {_yaml_problem(exc)}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config file") from None
     if data is None:
-        data = {}
+        raise ConfigError(f"{path}: the file is empty; a config file holds a mapping of keys")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a config file must hold a mapping, not {type(data).__name__}")
+    check_config_size(data, str(path))
     return data
+
+
+def check_config_size(data: Any, source: str) -> None:
+    """Refuse a document with more than MAX_CONFIG_VALUES values or deeper than MAX_CONFIG_DEPTH.
+
+    YAML aliases let a small file name one list many times; each use is counted, without
+    expanding anything, so a file that would expand to billions of values fails at once.
+    """
+    sizes: dict[int, tuple[int, int]] = {}  # id -> (values, height), of finished containers
+    open_ids: set[int] = set()
+
+    def visit(value: Any, depth: int) -> tuple[int, int]:
+        if not isinstance(value, dict | list):
+            return 1, 0
+        key = id(value)
+        if key in sizes:
+            count, height = sizes[key]
+        else:
+            if key in open_ids:
+                raise ConfigError(f"{source}: a YAML alias refers to itself (a loop)")
+            if depth >= MAX_CONFIG_DEPTH:
+                raise ConfigError(f"{source}: nested deeper than {MAX_CONFIG_DEPTH} levels")
+            open_ids.add(key)
+            is_mapping = isinstance(value, dict)
+            children = list(value.values()) if is_mapping else value
+            count = 1 + (len(value) if is_mapping else 0)  # the container and its keys
+            height = 0
+            for child in children:
+                child_count, child_height = visit(child, depth + 1)
+                count += child_count
+                height = max(height, child_height + 1)
+                if count > MAX_CONFIG_VALUES:
+                    raise ConfigError(
+                        f"{source}: holds more than {MAX_CONFIG_VALUES:,} values (YAML "
+                        "aliases count once per use); a campaign is far smaller"
+                    )
+            open_ids.discard(key)
+            sizes[key] = (count, height)
+        if depth + height > MAX_CONFIG_DEPTH:
+            raise ConfigError(f"{source}: nested deeper than {MAX_CONFIG_DEPTH} levels")
+        return count, height
+
+    visit(data, 0)
+
+
+def check_config_files(paths: Iterable[str | Path]) -> None:
+    """Read each config file strictly, for its errors only (Snakemake parsed it leniently)."""
+    for path in paths:
+        read_config_file(path)
 
 
 def load_campaign(path: str | Path) -> CampaignConfig:
@@ -51,14 +156,30 @@ def load_campaign(path: str | Path) -> CampaignConfig:
 
 def parse_campaign(data: dict[str, Any], source: str = "<config>") -> CampaignConfig:
     """Validate a campaign mapping (e.g. Snakemake's ``config``)."""
+    check_config_size(data, source)
     try:
         return CampaignConfig.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(format_validation_error(exc, source)) from exc
 
 
+def campaign_size(campaign: CampaignConfig) -> int:
+    """Experiments the campaign expands to, from list lengths alone (nothing is expanded)."""
+    bases = len(campaign.experiments) or 1
+    return bases * math.prod(len(values) for values in campaign.sweep.values())
+
+
 def expand_campaign(campaign: CampaignConfig, source: str = "<config>") -> list[ExperimentConfig]:
     """Resolve every experiment of a campaign; names are unique and safe."""
+    size = campaign_size(campaign)
+    if size > campaign.max_experiments:
+        grid = " x ".join(str(len(v)) for v in campaign.sweep.values()) or "1"
+        raise ConfigError(
+            f"{source}: max_experiments: the campaign expands to {size:,} experiments "
+            f"({len(campaign.experiments) or 1} x sweep grid {grid}), more than "
+            f"max_experiments ({campaign.max_experiments:,}); shrink the sweep or raise "
+            "max_experiments"
+        )
     bases: list[tuple[str, dict[str, Any]]] = []
     if campaign.experiments:
         for i, fragment in enumerate(campaign.experiments):
@@ -194,9 +315,10 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         if err.get("type") == "extra_forbidden":
             msg = "unknown key (not a config field)"
         got = err.get("input")
-        got_text = "" if err.get("type") in ("missing", "extra_forbidden") else f" (got {got!r})"
+        got_text = ("" if err.get("type") in ("missing", "extra_forbidden")
+                    else f" (got {_SHORT_REPR.repr(got)})")
         if len(got_text) > 80:
-            got_text = got_text[:77] + "...)"
+            got_text = got_text[:76] + "...)"
         lines.append(f"{source}: {loc or '<top level>'}: {msg}{got_text}")
     return "\n".join(lines)
 
@@ -226,6 +348,17 @@ def _name_part(value: Any) -> str:
     text = str(value).lower() if isinstance(value, bool) else str(value)
     text = _UNSAFE_CHARS.sub("-", text).strip("-.")
     return text or "x"
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """``line N, column M: not valid YAML: <problem>`` from a PyYAML error."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None)
+    if mark is None or problem is None:
+        return f"not valid YAML: {_one_line(str(exc))}"
+    context = getattr(exc, "context", None)
+    detail = f"{context}, {problem}" if context else problem
+    return f"line {mark.line + 1}, column {mark.column + 1}: not valid YAML: {_one_line(detail)}"
 
 
 def _one_line(text: str) -> str:

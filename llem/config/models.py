@@ -5,26 +5,44 @@
 a sweep grid; ``llem.config.campaign`` expands it into named ExperimentConfigs.
 
 Unknown keys are errors everywhere (``extra="forbid"``), so a typo never silently falls back
-to a default.
+to a default. Types are strict: a number is never given as a bool or a string (YAML's ``true``
+and ``"4"`` are refused; an int is a valid float). Every number is finite and bounded, every
+string has a length limit, so no value can make a job loop, overflow the store or a path.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from llem.constants import SAFE_NAME_PATTERN
+from llem.constants import MAX_NAME_CHARS, SAFE_NAME_PATTERN
 
 Precision = Literal["float32", "float16", "bfloat16"]
 EnergyBackend = Literal["auto", "nvml", "rapl", "none", "estimate"]
 
-_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,4})$")
+
+#: Upper bounds no sane campaign reaches; they keep every value finite and storable.
+MAX_SEED = 2**32 - 1
+MAX_TOKENS = 10_000_000
+MAX_DURATION_SEC = 86_400.0
+MAX_GPU_INDEX = 1023
+MAX_PATH_CHARS = 4096
+MAX_LABEL_CHARS = 256
+#: Default and ceiling of ``max_experiments``, the largest campaign that is planned.
+DEFAULT_MAX_EXPERIMENTS = 10_000
+MAX_MAX_EXPERIMENTS = 1_000_000
+
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+GpuIndex = Annotated[int, Field(ge=0, le=MAX_GPU_INDEX)]
 
 
 class _Config(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, strict=True, allow_inf_nan=False
+    )
 
 
 class WarmupConfig(_Config):
@@ -45,11 +63,12 @@ class WarmupConfig(_Config):
         default=5, ge=3, le=20, description="Rolling window size for CV calculation"
     )
     min_prompts: int = Field(
-        default=5, ge=1, description="Minimum warmup prompts before checking convergence"
+        default=5, ge=1, le=200, description="Minimum warmup prompts before checking convergence"
     )
     thermal_floor_sec: float = Field(
         default=0.0,
         ge=0.0,
+        le=MAX_DURATION_SEC,
         description="Minimum warmup wall time in seconds, so the device reaches a steady "
         "thermal state; warmup continues past convergence until it is reached, but never "
         "past max_prompts (0 = no floor). In fixed mode, max_prompts iterations run.",
@@ -80,7 +99,10 @@ class BaselineConfig(_Config):
         default=30.0, ge=5.0, le=120.0, description="Baseline measurement duration in seconds"
     )
     cache_ttl_sec: float = Field(
-        default=3600.0, ge=60.0, description="Cache validity in seconds (default 1 hour)"
+        default=3600.0,
+        ge=60.0,
+        le=7 * MAX_DURATION_SEC,
+        description="Cache validity in seconds (default 1 hour, at most 7 days)",
     )
     sample_interval_ms: int = Field(
         default=100, ge=50, le=1000, description="Sampling interval in milliseconds"
@@ -122,11 +144,13 @@ class EnergyConfig(_Config):
     cpu_tdp_w: float | None = Field(
         default=None,
         gt=0.0,
+        le=10_000.0,
         description="CPU thermal design power in watts; required by backend 'estimate'.",
     )
     min_window_sec: float = Field(
         default=10.0,
         ge=0.0,
+        le=MAX_DURATION_SEC,
         description="Minimum measured window in seconds; the prompt set repeats until it is "
         "reached. The NVML counter updates about every 100 ms, so the quantization error is "
         "about 0.2 s / window (2% at 10 s).",
@@ -148,15 +172,26 @@ class PromptConfig(_Config):
         "line) or hf_dataset (a Hugging Face dataset available locally).",
     )
     path: str | None = Field(
-        default=None, description="JSONL file (source jsonl) or dataset name/path (hf_dataset)."
+        default=None,
+        min_length=1,
+        max_length=MAX_PATH_CHARS,
+        description="JSONL file (source jsonl) or dataset name/path (hf_dataset).",
     )
-    text_field: str = Field(default="text", description="Field holding the prompt text.")
-    split: str = Field(default="train", description="Dataset split (source hf_dataset).")
-    num_prompts: int = Field(default=16, ge=1, description="Number of prompts to use.")
+    text_field: str = Field(
+        default="text", min_length=1, max_length=MAX_LABEL_CHARS,
+        description="Field holding the prompt text.",
+    )
+    split: str = Field(
+        default="train", min_length=1, max_length=MAX_LABEL_CHARS,
+        description="Dataset split (source hf_dataset).",
+    )
+    num_prompts: int = Field(
+        default=16, ge=1, le=1_000_000, description="Number of prompts to use."
+    )
     shuffle: bool = Field(default=False, description="Shuffle prompts before selecting.")
-    seed: int = Field(default=0, description="Seed for shuffling.")
+    seed: Seed = Field(default=0, description="Seed for shuffling.")
     max_input_tokens: int = Field(
-        default=256, ge=1, description="Prompts are truncated to this many tokens."
+        default=256, ge=1, le=MAX_TOKENS, description="Prompts are truncated to this many tokens."
     )
     chat_template: bool = Field(
         default=False, description="Wrap each prompt in the tokenizer's chat template."
@@ -172,7 +207,7 @@ class PromptConfig(_Config):
 class BatchingConfig(_Config):
     """Static batching."""
 
-    batch_size: int = Field(default=1, ge=1, description="Prompts per batch.")
+    batch_size: int = Field(default=1, ge=1, le=100_000, description="Prompts per batch.")
     sort_by_length: bool = Field(
         default=False, description="Sort prompts by token length before batching."
     )
@@ -182,14 +217,19 @@ class DecoderConfig(_Config):
     """Decoding strategy and output length."""
 
     mode: Literal["greedy", "sampling"] = Field(default="greedy", description="Decoding mode.")
-    temperature: float = Field(default=1.0, gt=0.0, description="Sampling temperature.")
+    temperature: float = Field(
+        default=1.0, gt=0.0, le=100.0, description="Sampling temperature."
+    )
     top_p: float = Field(default=1.0, gt=0.0, le=1.0, description="Nucleus sampling p.")
-    top_k: int = Field(default=50, ge=0, description="Top-k sampling (0 = off).")
-    seed: int = Field(default=42, description="Seed for sampling.")
-    max_output_tokens: int = Field(default=64, ge=1, description="Maximum generated tokens.")
+    top_k: int = Field(default=50, ge=0, le=10_000_000, description="Top-k sampling (0 = off).")
+    seed: Seed = Field(default=42, description="Seed for sampling.")
+    max_output_tokens: int = Field(
+        default=64, ge=1, le=MAX_TOKENS, description="Maximum generated tokens."
+    )
     min_output_tokens: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_TOKENS,
         description="Minimum generated tokens; set equal to max_output_tokens for a "
         "fixed-length decode that makes runs comparable.",
     )
@@ -208,7 +248,10 @@ class ModelConfig(_Config):
     """How the model named by ``model_name`` is obtained."""
 
     revision: str | None = Field(
-        default=None, description="Hub revision (branch, tag or commit) to load."
+        default=None,
+        min_length=1,
+        max_length=MAX_LABEL_CHARS,
+        description="Hub revision (branch, tag or commit) to load.",
     )
     random_weights: bool = Field(
         default=False,
@@ -218,6 +261,8 @@ class ModelConfig(_Config):
     )
     device_map: str | None = Field(
         default=None,
+        min_length=1,
+        max_length=64,
         description="Spread one model over several GPUs (e.g. 'auto'); null = one device.",
     )
 
@@ -228,15 +273,21 @@ class ExperimentConfig(_Config):
     config_name: str = Field(
         description="Experiment name; safe as a file name and Snakemake wildcard."
     )
-    model_name: str = Field(description="Hugging Face model id or a local model folder.")
+    model_name: str = Field(
+        max_length=MAX_PATH_CHARS, description="Hugging Face model id or a local model folder."
+    )
     model: ModelConfig = Field(default_factory=ModelConfig, description="Model loading.")
     precision: Precision = Field(default="float32", description="Weights and compute dtype.")
     device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N.")
     num_processes: int = Field(
-        default=1, ge=1, description="Data-parallel processes (one GPU each, torchrun)."
+        default=1, ge=1, le=MAX_GPU_INDEX + 1,
+        description="Data-parallel processes (one GPU each, torchrun).",
     )
-    gpus: list[int] | None = Field(
-        default=None, description="GPU indices to use (as CUDA numbers them); null = all."
+    gpus: list[GpuIndex] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_GPU_INDEX + 1,
+        description="GPU indices to use (as CUDA numbers them), each once; null = all.",
     )
     num_cycles: int = Field(
         default=1, ge=1, le=100, description="Times the experiment is repeated."
@@ -265,10 +316,18 @@ class ExperimentConfig(_Config):
     def _safe_name(cls, value: str) -> str:
         return validate_safe_name(value)
 
+    @field_validator("gpus")
+    @classmethod
+    def _gpus_distinct(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            repeated = sorted({i for i in value if value.count(i) > 1})
+            raise ValueError(f"GPU {repeated[0]} is listed twice; name each GPU once")
+        return value
+
     @field_validator("device")
     @classmethod
     def _valid_device(cls, value: str) -> str:
-        if not _DEVICE_PATTERN.match(value):
+        if not _DEVICE_PATTERN.fullmatch(value):
             raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {value!r}")
         return value
 
@@ -294,7 +353,10 @@ class CampaignConfig(_Config):
         "again as new results while the old ones stay.",
     )
     store: str = Field(
-        default="results/llem.duckdb", description="DuckDB store that results are ingested into."
+        default="results/llem.duckdb",
+        min_length=1,
+        max_length=MAX_PATH_CHARS,
+        description="DuckDB store that results are ingested into.",
     )
     defaults: dict[str, Any] = Field(
         default_factory=dict,
@@ -315,11 +377,26 @@ class CampaignConfig(_Config):
         default="exp",
         description="Base name of swept experiments when no 'experiments' are listed.",
     )
+    max_experiments: int = Field(
+        default=DEFAULT_MAX_EXPERIMENTS,
+        ge=1,
+        le=MAX_MAX_EXPERIMENTS,
+        description="Largest number of experiments the campaign may expand to; the count "
+        "(experiments x the sweep grid) is checked before anything is expanded. Raise it to "
+        "plan a larger campaign.",
+    )
 
     @field_validator("campaign", "run_id", "sweep_name")
     @classmethod
     def _safe_names(cls, value: str) -> str:
         return validate_safe_name(value)
+
+    @field_validator("store")
+    @classmethod
+    def _store_is_one_line(cls, value: str) -> str:
+        if "\x00" in value or "\n" in value:
+            raise ValueError("store must not contain NUL or newline characters")
+        return value
 
     @field_validator("sweep")
     @classmethod
@@ -334,7 +411,11 @@ class CampaignConfig(_Config):
 
 def validate_safe_name(value: str) -> str:
     """Reject names that are unsafe as file names, shell words or Snakemake wildcards."""
-    if not re.match(SAFE_NAME_PATTERN, value) or value in (".", ".."):
+    if len(value) > MAX_NAME_CHARS:
+        raise ValueError(
+            f"name is {len(value)} characters long; at most {MAX_NAME_CHARS} are allowed"
+        )
+    if not re.fullmatch(SAFE_NAME_PATTERN, value) or value in (".", ".."):
         raise ValueError(
             f"name {value!r} may only contain letters, digits, '.', '_' and '-'"
         )

@@ -13,7 +13,7 @@ llem_workflow.relax_garbage_collection()
 
 # A bad config stops here, before any job, with one line per problem naming file and field.
 try:
-    PLAN = llem_workflow.plan_campaign(config, sources=workflow.configfiles)
+    PLAN = llem_workflow.plan_workflow(config, workflow.configfiles)
     llem_workflow.sync_specs(PLAN)
 except ConfigError as error:
     raise WorkflowError(f"invalid campaign config:\n{error}") from None
