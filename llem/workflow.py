@@ -230,6 +230,11 @@ def plan_workflow(config: Mapping[str, Any], configfiles: Iterable[str | Path]) 
     validated are Snakemake's ``config``, which includes ``--config`` overrides.
     """
     files = [str(f) for f in configfiles]
+    if not files:
+        raise ConfigError(
+            "no campaign config: pass --configfile FILE (the profiles in profiles/ name "
+            "config/config.yaml as the default campaign)"
+        )
     check_config_files(files)
     return plan_campaign(config, sources=files)
 

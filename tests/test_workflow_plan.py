@@ -208,3 +208,13 @@ def test_relaxed_garbage_collection_only_raises_the_young_threshold() -> None:
         assert gc.get_threshold() == (10 * GC_GEN0_THRESHOLD, 5, 5)
     finally:
         gc.set_threshold(*saved)
+
+
+def test_without_a_profile_or_configfile_the_workflow_asks_for_a_campaign(tmp_path: Path) -> None:
+    from tests.test_workflow_campaign import snakemake
+
+    proc = snakemake(tmp_path, "-n", "--workflow-profile", "none")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "no campaign config: pass --configfile FILE" in out
+    assert not (tmp_path / "results").exists()
