@@ -220,22 +220,26 @@ def _measured_passes(
     min_window_sec: float,
     coordinator: Coordinator,
     log: Log,
+    clock: Callable[[], float] = time.monotonic,
 ) -> MeasuredPasses:
-    """Run the rank's prompt set, again and again until every rank reached the minimum."""
+    """Run the rank's prompt set, again and again until every rank reached the minimum.
+
+    The minimum is checked after each whole pass, so a window holds whole passes only.
+    """
     outcomes: list[BatchOutcome] = []
-    start = time.monotonic()
+    start = clock()
     repeats = 0
     next_report = start + 10.0
     while True:
         repeats += 1
         for i, batch in enumerate(batches, start=1):
             outcomes.append(run(batch))
-            now = time.monotonic()
+            now = clock()
             if now >= next_report or (repeats == 1 and i == len(batches)):
                 log(f"measured pass {repeats}: batch {i}/{len(batches)}, "
                     f"{now - start:.1f} s elapsed")
                 next_report = now + 10.0
-        shortest = coordinator.min(time.monotonic() - start)
+        shortest = coordinator.min(clock() - start)
         if shortest >= min_window_sec:
             return MeasuredPasses(outcomes=outcomes, repeats=repeats)
 
