@@ -199,6 +199,33 @@ def test_config_change_reruns_exactly_the_touched_experiment(
     assert store_experiments(campaign_run["store"]) == ["e2e/run1/a", "e2e/run1/b", "e2e/run1/b"]
 
 
+@pytest.mark.slow
+def test_a_finished_campaign_stays_finished_after_another_with_its_model(
+    tmp_path: Path,
+) -> None:
+    """Two campaigns sharing a model in one folder: running the second prepares nothing and
+    leaves the first with nothing to do (its measurements would otherwise be redone and
+    refused at ingest under their existing ids)."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    model_dir, prompts = build_inputs(tmp_path)
+    defaults = tiny_defaults(model_dir, prompts)
+    defaults["baseline"] = {"enabled": False}
+    configs = {}
+    for name, batch_size in (("first", 1), ("second", 2)):
+        configs[name] = write_campaign(tmp_path / f"{name}.yaml", {
+            "campaign": name, "run_id": "run1", "store": "results/llem.duckdb",
+            "defaults": defaults,
+            "experiments": [{"config_name": "x", "batching": {"batch_size": batch_size}}],
+        })
+    check(snakemake(workdir, "--configfile", str(configs["first"])))
+    assert "prepare_model" not in planned_jobs(workdir, configs["second"])
+    check(snakemake(workdir, "--configfile", str(configs["second"])))
+    assert planned_jobs(workdir, configs["first"]) == {}
+    assert planned_jobs(workdir, configs["second"]) == {}
+    assert store_experiments(workdir / "results/llem.duckdb") == ["first/run1/x", "second/run1/x"]
+
+
 def test_unsafe_experiment_names_are_refused_before_any_job(tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     data = {
