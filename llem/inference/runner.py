@@ -28,6 +28,7 @@ from typing import Any
 
 from llem import __version__
 from llem.config.campaign import ExperimentSpec
+from llem.constants import WRITTEN_BY_LLEM
 from llem.domain.environment import EnvironmentMetadata
 from llem.domain.experiment import RawProcessResult, Timestamps
 from llem.domain.metrics import (
@@ -396,6 +397,7 @@ def _build_result(
         latency_stats=stats,
         config_hash=spec.config_hash,
         llem_version=__version__,
+        written_by=WRITTEN_BY_LLEM,
         run_id=spec.run_id,
         campaign=spec.campaign,
         energy_source=result.energy_source,
