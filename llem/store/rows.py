@@ -216,13 +216,13 @@ def result_figures(agg: AggregatedResult, document: dict[str, Any] | None = None
     ]
     source = agg.model_source or next((p.model_source for p in procs if p.model_source), None)
     return {
-        "experiment_name": _first(p.config_name for p in procs) or _str(config.get("config_name")),
+        "experiment_name": _str(config.get("config_name")) or _first(p.config_name for p in procs),
         "model_name": model_name(agg),
         "model_provenance": model_provenance(source),
         "backend": agg.backend,
         "backend_version": agg.backend_version,
         "precision": precision_of(agg, document),
-        "batch_size": batch_size_of(agg, document),
+        "batch_size": batch_size_of(agg),
         "config_hash": agg.config_hash or _str(document.get("measurement_config_hash")),
         "llem_version": agg.llem_version,
         "num_processes": agg.aggregation.num_processes,
@@ -368,18 +368,28 @@ def precision_of(agg: AggregatedResult, document: dict[str, Any]) -> str | None:
     return stated.pop() if len(stated) == 1 else None
 
 
-def batch_size_of(agg: AggregatedResult, document: dict[str, Any]) -> int | None:
-    """The configured batch size a result records, from its config or its process results'
-    (later line: the backend section, e.g. ``pytorch.batch_size``; v2: the parameter
-    provenance), when they agree."""
-    found = {_batch_size(agg.effective_config or {}, agg.backend)}
-    found |= {_batch_size(p.effective_config, p.backend) for p in agg.process_results}
-    for provenance in [agg.parameter_provenance, *(p.parameter_provenance
-                                                   for p in agg.process_results)]:
-        entry = provenance.get("batching.batch_size") or provenance.get("batch_size")
-        found.add(_int(entry.get("value")) if isinstance(entry, dict) else None)
-    found.discard(None)
-    return found.pop() if len(found) == 1 else None
+def batch_size_of(agg: AggregatedResult) -> int | None:
+    """The configured batch size a result records: its own config (later line: also the
+    backend section, e.g. ``pytorch.batch_size``), else its process results' configs, else
+    their parameter provenance (v2); from processes only when they agree."""
+    own = _batch_size(agg.effective_config or {}, agg.backend)
+    if own is not None:
+        return own
+    procs = agg.process_results
+    for found in (
+        {_batch_size(p.effective_config, p.backend) for p in procs},
+        {_provenance_batch_size(p.parameter_provenance) for p in
+         [agg, *procs]},
+    ):
+        found.discard(None)
+        if found:
+            return found.pop() if len(found) == 1 else None
+    return None
+
+
+def _provenance_batch_size(provenance: dict[str, Any]) -> int | None:
+    entry = provenance.get("batching.batch_size") or provenance.get("batch_size")
+    return _int(entry.get("value")) if isinstance(entry, dict) else None
 
 
 def _batch_size(config: dict[str, Any], backend: str | None) -> int | None:
