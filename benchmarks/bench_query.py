@@ -78,11 +78,13 @@ def fill(store: Path, count: int) -> None:
             (300.0 + (i % 97)) / (1000 + i % 700) AS energy_per_output_token_j,
             (1000 + i % 700) / 20.0 AS throughput_tokens_per_sec,
             'reported' AS throughput_source, 20.0 AS measured_window_sec,
-            TIMESTAMP '2026-01-01' + INTERVAL (i) MINUTE AS start_time,
-            TIMESTAMP '2026-01-01' + INTERVAL (i) MINUTE + INTERVAL 20 SECOND AS end_time,
-            true AS timestamps_utc, '{_ENV}' AS environment,
+            TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL (i) MINUTE AS start_time,
+            TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL (i) MINUTE + INTERVAL 20 SECOND
+            AS end_time,
+            false AS times_assumed_utc, '{_ENV}' AS environment,
             '{{"tpot_ms": 12.5}}' AS extended_metrics,
-            md5(i::VARCHAR) AS fingerprint, md5(i::VARCHAR) || md5(i::VARCHAR) AS content_sha256,
+            md5(i::VARCHAR) AS fingerprint, md5(i::VARCHAR) AS measurement_fingerprint,
+            md5(i::VARCHAR) || md5(i::VARCHAR) AS content_sha256,
             '/results/bench/exp-' || i || '/result.json' AS source_path,
             'bench-batch' AS ingest_batch_id, TIMESTAMPTZ '2026-11-28 00:00:00+00' AS ingested_at
         FROM range({count}) t(i)

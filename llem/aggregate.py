@@ -9,8 +9,10 @@ taken over all samples of all ranks. The v2 compatibility fields keep their v2 m
 rates). Missing ranks, windows that do not overlap, or ranks that measured different
 experiments are refused.
 
-Cycles: mean, sample standard deviation, 95 % confidence interval (Student t, n - 1 degrees of
-freedom) and coefficient of variation of energy, throughput and J per output token.
+Cycles: mean, sample standard deviation, 95 % confidence interval of the mean and
+coefficient of variation of energy, throughput, latency and J per output token. These
+quantities are positive, so the interval is taken on the log scale and transformed back (see
+:func:`summarize`): it never leaves the positive axis, however few the cycles.
 """
 
 from __future__ import annotations
@@ -227,6 +229,7 @@ def aggregate_processes(
         timeseries_paths=timeseries or None,
         config_hash=spec.config_hash if spec else first.config_hash,
         llem_version=first.llem_version,
+        written_by=first.written_by,
         run_id=spec.run_id if spec else first.run_id,
         campaign=spec.campaign if spec else first.campaign,
         energy_source=energy.source,
@@ -532,25 +535,47 @@ def _ratio(value: float | None, count: float) -> float | None:
 
 @dataclass(frozen=True)
 class Summary:
-    """Mean, sample std, 95 % t confidence interval and CV of a sample."""
+    """Mean, sample std, 95 % confidence interval of the mean, CV, and n of a sample."""
 
     mean: float
     std: float
-    ci_lower: float
-    ci_upper: float
+    ci_lower: float | None
+    ci_upper: float | None
     cv: float | None
+    n: int
 
 
 def summarize(values: Sequence[float]) -> Summary:
-    """Statistics of ``values`` (n >= 2; sample std with n - 1)."""
+    """Statistics of ``values`` of a positive quantity (n >= 2; sample std with n - 1).
+
+    The interval is the modified Cox interval for the mean of a log-normal sample: with
+    ``y = ln x``, mean ``m`` and sample variance ``s2`` of ``y``, it is
+    ``exp(m + s2/2 +- t(0.975, n-1) * sqrt(s2/n + s2**2 / (2 (n-1))))``. It is positive by
+    construction, wider above the mean than below, and for small spread close to the
+    Student-t interval of the raw values. A sample with a value <= 0 has no such interval
+    (None): the quantity was not positive, so no number is better than a wrong one.
+    """
     n = len(values)
     if n < 2:
         raise ValueError("need at least two values")
     mean = sum(values) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = t_quantile_975(n - 1) * std / math.sqrt(n)
     cv = std / mean if mean != 0 else None
-    return Summary(mean, std, mean - half, mean + half, cv)
+    lower, upper = log_scale_interval(values)
+    return Summary(mean, std, lower, upper, cv, n)
+
+
+def log_scale_interval(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """95 % interval of the mean of positive ``values`` on the log scale (see summarize)."""
+    n = len(values)
+    if n < 2 or any(v <= 0 for v in values):
+        return None, None
+    logs = [math.log(v) for v in values]
+    m = sum(logs) / n
+    s2 = sum((y - m) ** 2 for y in logs) / (n - 1)
+    half = t_quantile_975(n - 1) * math.sqrt(s2 / n + s2 * s2 / (2 * (n - 1)))
+    centre = m + s2 / 2
+    return math.exp(centre - half), math.exp(centre + half)
 
 
 def _maybe(values: Sequence[float | None]) -> Summary | None:
@@ -595,6 +620,8 @@ def aggregate_cycles(
         efficiency_std_tpj=efficiency.std if efficiency else None,
         latency_mean_ms=latency.mean if latency else None,
         latency_std_ms=latency.std if latency else None,
+        latency_ci_95_lower=latency.ci_lower if latency else None,
+        latency_ci_95_upper=latency.ci_upper if latency else None,
         output_throughput_mean_tps=output.mean if output else None,
         output_throughput_std_tps=output.std if output else None,
         output_throughput_ci_95_lower=output.ci_lower if output else None,
@@ -631,6 +658,7 @@ def aggregate_cycles(
         config_warnings=sorted({w for c in cycles for w in c.config_warnings}),
         config_hash=spec.config_hash,
         llem_version=cycles[0].llem_version,
+        written_by=cycles[0].written_by,
     )
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 #: Result schema written by this llem. v2 ("2.0.0") documents still load.
 SCHEMA_VERSION = "3.0.0"
 
+#: ``written_by`` of every result file llem writes; files of the earlier tool lack it.
+WRITTEN_BY_LLEM = "llem"
+
 #: Result schema of the earlier tool, frozen; its JSON Schemas are exported beside v3.
 V2_SCHEMA_VERSION = "2.0.0"
 

@@ -1,11 +1,20 @@
 """Load any result file users hold, recognised by its shape, as a v3 model.
 
 Formats: v2 per-process, aggregated and multi-cycle ("2.0.0"); v3 of the same three
-("3.0.0"); and the earlier tool's later line ("2.0"/"3.0" with a top-level
-``measurement_config_hash``, which restarted the version numbers, so dispatch is on shape
-first). Each document is validated against the JSON Schema of its own format, then converted
-to the v3 model. v3-only fields of older documents stay null; the original document is kept on
-the :class:`LoadedResult` for the store.
+("3.0.0"), written by llem or by the earlier tool; and the earlier tool's later line ("2.0"/"3.0"
+with a top-level ``measurement_config_hash``, which restarted the version numbers, so
+dispatch is on shape first). Each document is validated against the JSON Schema of its own
+format, then converted to the v3 model. v3-only fields of older documents stay null; the
+original document is kept on the :class:`LoadedResult` for the store.
+
+llem marks its own files (``written_by: "llem"``; files written before that mark carry
+``llem_version``, which the earlier tool never wrote). A "3.0.0" file without the mark is the
+earlier tool's (format ``upstream_v3_<shape>``) and gets the same repairs as its v2 and
+later-line files, so its known defects never reach the store: energy it recorded as 0 J (its
+way of saying "not measured") becomes null with the reason; ``thermal`` is set when either
+thermal bit is; throttle timestamps that are not seconds within the window (it wrote raw
+``perf_counter`` values, with no window start in that clock) are dropped with a warning; an
+empty ``energy_source`` becomes ``unrecorded``.
 
 Every failure is a :class:`~llem.errors.ResultLoadError` whose message is one line naming the
 file and the problem.
@@ -16,12 +25,13 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from llem.constants import SCHEMA_VERSION, V2_SCHEMA_VERSION
+from llem.constants import SCHEMA_VERSION, V2_SCHEMA_VERSION, WRITTEN_BY_LLEM
 from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
 from llem.errors import ResultLoadError
 from llem.schema import validate_document
@@ -41,6 +51,15 @@ UNRECORDED_SOURCE = "unrecorded"
 #: Why an imported zero becomes null: the earlier tool wrote 0.0 for what it did not measure.
 ZERO_ENERGY_REASON = "the earlier tool recorded 0 J, which it wrote when energy was not measured"
 _FAILED_REASON = "energy tracking failed in the earlier tool"
+
+#: Prefix of the formats of "3.0.0" files that the earlier tool wrote.
+UPSTREAM_V3_PREFIX = "upstream_"
+
+#: Why throttle timestamps of the earlier tool are dropped.
+THROTTLE_TIMES_DROPPED = (
+    "throttle timestamps dropped: the earlier tool wrote raw perf_counter values and no "
+    "window start in that clock, so they cannot be placed in the measured window"
+)
 
 #: v2 energy-metric fields whose 0.0 default meant "not measured".
 _V2_ZERO_MEANS_UNMEASURED = (
@@ -110,7 +129,7 @@ def parse_document(
     already have; without it the hash is taken over the document's canonical JSON.
     """
     fmt = detect_format(document, source)
-    errors = validate_document(document, fmt)
+    errors = validate_document(document, schema_format(fmt))
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ResultLoadError(f"{source}: {format_label(fmt)}: {errors[0]}{more}")
@@ -155,19 +174,36 @@ def detect_format(document: Any, source: str = "<document>") -> str:
     if version is None or version == V2_SCHEMA_VERSION:
         return f"v2_{shape}"
     if version == SCHEMA_VERSION:
-        return f"v3_{shape}"
+        return f"v3_{shape}" if written_by_llem(document) else f"{UPSTREAM_V3_PREFIX}v3_{shape}"
     raise ResultLoadError(
         f"{source}: unknown schema version {version!r} (llem reads {V2_SCHEMA_VERSION}, "
         f"{SCHEMA_VERSION} and the later line '2.0'/'3.0')"
     )
 
 
+def written_by_llem(document: dict[str, Any]) -> bool:
+    """Whether llem wrote this v3 document (its mark, or llem_version for older llem files)."""
+    return document.get("written_by") == WRITTEN_BY_LLEM or bool(document.get("llem_version"))
+
+
+def schema_format(fmt: str) -> str:
+    """The JSON Schema a format is validated against (the earlier tool's v3 is llem's v3)."""
+    return fmt.removeprefix(UPSTREAM_V3_PREFIX)
+
+
+def is_import(fmt: str) -> bool:
+    """Whether a format is a file of the earlier tool (any but llem's own v3)."""
+    return not fmt.startswith("v3_")
+
+
 def format_label(fmt: str) -> str:
     """Human name of a format, e.g. 'v2 aggregated result'."""
     if fmt == "later_line":
         return "later-line result"
-    version, _, shape = fmt.partition("_")
-    return f"{version} {shape.replace('_', '-')} result"
+    upstream = fmt.startswith(UPSTREAM_V3_PREFIX)
+    version, _, shape = schema_format(fmt).partition("_")
+    label = f"{version} {shape.replace('_', '-')} result"
+    return f"earlier tool's {label}" if upstream else label
 
 
 def _shape(document: dict[str, Any]) -> str | None:
@@ -183,16 +219,15 @@ def _shape(document: dict[str, Any]) -> str | None:
 def _to_v3(document: dict[str, Any], fmt: str) -> ResultModel:
     if fmt == "later_line":
         return upgrade_later_line(document)
-    version, _, shape = fmt.partition("_")
-    model_cls = _V3_MODELS[shape]
-    if version == "v3":
-        return model_cls.model_validate(document)
+    _, _, shape = schema_format(fmt).partition("_")
+    if not is_import(fmt):
+        return _V3_MODELS[shape].model_validate(document)
     return upgrade_v2(document, shape)
 
 
 def upgrade_v2(document: dict[str, Any], shape: str) -> ResultModel:
-    """v2 -> v3: same fields; v3-only fields null; energy the earlier tool recorded as 0
-    (its way of saying 'not measured') becomes null with the reason."""
+    """The earlier tool's v2 or "3.0.0" file -> llem's v3: same fields; v3-only fields null;
+    its known defects repaired (see the module docstring)."""
     data = dict(document, schema_version=SCHEMA_VERSION)
     if shape == "raw":
         return RawProcessResult.model_validate(_upgrade_v2_raw(data))
@@ -227,21 +262,28 @@ def _upgrade_v2_raw(data: dict[str, Any]) -> dict[str, Any]:
         energy["total_energy_j"] = None
         energy["unavailable_reason"] = reason
         out["energy_unavailable_reason"] = reason
-    energy.setdefault("energy_source", UNRECORDED_SOURCE)
+    if not energy.get("energy_source"):
+        energy["energy_source"] = UNRECORDED_SOURCE
     out["energy_metrics"] = energy
-    out["energy_source"] = UNRECORDED_SOURCE
+    out["energy_source"] = data.get("energy_source") or UNRECORDED_SOURCE
     out["output_tokens"] = inference.get("output_tokens")
+    if reason is not None:
+        out["energy_breakdown"] = None  # its raw_j is the same unmeasured zero
+    _repair_throttle(out, (data.get("timestamps") or {}).get("duration_sec"))
     return out
 
 
 def _upgrade_v2_aggregated(data: dict[str, Any]) -> dict[str, Any]:
     processes = [_upgrade_v2_raw(p) for p in data.get("process_results", [])]
-    out = dict(data, process_results=processes, energy_source=UNRECORDED_SOURCE)
+    out = dict(data, process_results=processes,
+               energy_source=data.get("energy_source") or UNRECORDED_SOURCE)
     reason = _unmeasured_reason(data, data.get("total_energy_j"))
     if reason is not None:
         out["total_energy_j"] = None
         out["avg_energy_per_token_j"] = None
         out["energy_unavailable_reason"] = reason
+        out["energy_breakdown"] = None
+    _repair_throttle(out, _window_sec(data.get("start_time"), data.get("end_time")))
     if processes:
         out["output_tokens"] = sum(p["output_tokens"] or 0 for p in processes)
         names = {p.get("model_name") for p in processes if p.get("model_name")}
@@ -290,10 +332,70 @@ def upgrade_later_line(document: dict[str, Any]) -> AggregatedResult:
         "config_hash": d.get("measurement_config_hash"),
         "energy_source": UNRECORDED_SOURCE,
         "measurement_warnings": d.get("measurement_warnings"),
+        **_later_line_tokens(d),
     }
     reason = _unmeasured_reason(d, d.get("total_energy_j"))
     if reason is not None:
         data["total_energy_j"] = None
         data["avg_energy_per_token_j"] = None
         data["energy_unavailable_reason"] = reason
+        data["energy_breakdown"] = None
+    _repair_throttle(data, _window_sec(d.get("start_time"), d.get("end_time")))
     return AggregatedResult.model_validate(data)
+
+
+def _later_line_tokens(d: dict[str, Any]) -> dict[str, int]:
+    """Input and output tokens of a later-line result, from what it holds.
+
+    It records no token split, but it wrote ``flops_per_output_token = total_flops /
+    output_tokens`` and ``flops_per_input_token = total_flops / input_tokens``; the two
+    quotients are taken only when both are whole numbers that add up to ``total_tokens``.
+    """
+    flops = d.get("total_flops")
+    per_output, per_input = d.get("flops_per_output_token"), d.get("flops_per_input_token")
+    if not (_positive(flops) and _positive(per_output) and _positive(per_input)):
+        return {}
+    output_tokens, input_tokens = flops / per_output, flops / per_input
+    whole = all(abs(n - round(n)) <= 1e-6 * max(1.0, n) for n in (output_tokens, input_tokens))
+    if not whole or round(output_tokens) + round(input_tokens) != d.get("total_tokens"):
+        return {}
+    return {"output_tokens": round(output_tokens), "input_tokens": round(input_tokens)}
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value > 0
+
+
+def _window_sec(start: Any, end: Any) -> float | None:
+    """Seconds between two ISO times of one document (both naive or both with an offset)."""
+    try:
+        seconds = (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _repair_throttle(data: dict[str, Any], window_sec: float | None) -> None:
+    """Throttle info of the earlier tool, repaired in place (it lives on ``data``).
+
+    ``thermal`` is set when the software or the hardware thermal bit is (it used only the
+    software one), ``power`` when the hardware power brake is, ``detected`` when either is.
+    Timestamps must be seconds within the window; the earlier tool wrote raw
+    ``perf_counter`` values, which are dropped with a warning.
+    """
+    throttle = data.get("thermal_throttle")
+    if not isinstance(throttle, dict):
+        return
+    info = dict(throttle)
+    info["thermal"] = bool(info.get("thermal") or info.get("sw_thermal") or info.get("hw_thermal"))
+    info["power"] = bool(info.get("power") or info.get("hw_power"))
+    info["detected"] = bool(info.get("detected") or info["thermal"] or info["power"])
+    times = info.get("throttle_timestamps") or []
+    limit = (window_sec or 0.0) + 1.0
+    if times and (window_sec is None or not all(0.0 <= t <= limit for t in times)):
+        info["throttle_timestamps"] = []
+        data["measurement_warnings"] = [
+            *(data.get("measurement_warnings") or []),
+            f"{THROTTLE_TIMES_DROPPED} ({len(times)} value(s))",
+        ]
+    data["thermal_throttle"] = info

@@ -41,7 +41,7 @@ from llem.config.models import ExperimentConfig
 from llem.constants import DEFAULT_MODELS_DIR
 from llem.devices import check_device_config, gpus_to_allocate
 from llem.errors import ConfigError
-from llem.inference.models import MODEL_RECORD, local_folder, model_key
+from llem.inference.models import MODEL_RECORD, local_folder, model_key, model_key_spec
 from llem.io import write_json_atomic
 
 #: Regular expression every wildcard of the workflow is constrained to.
@@ -50,6 +50,7 @@ WILDCARD_PATTERN = "[A-Za-z0-9._-]+"
 #: Top folders of the path grammar (relative to the workflow's working directory).
 RESULTS_DIR = "results"
 MODELS_DIR = DEFAULT_MODELS_DIR
+MODEL_SPECS_DIR = "resources/model_specs"
 
 #: Names used beside the experiment folders of a run; experiments cannot take them.
 RESERVED_EXPERIMENT_NAMES = frozenset({"report", "ingest.json"})
@@ -96,6 +97,16 @@ def report_dir(campaign: str, run_id: str) -> str:
 def model_marker_path(key: str) -> str:
     """``resources/models/<model_key>/llem-model.json``, written by prepare-model."""
     return f"{MODELS_DIR}/{key}/{MODEL_RECORD}"
+
+
+def model_spec_path(key: str) -> str:
+    """``resources/model_specs/<model_key>.json``: what prepare-model reads for a model.
+
+    Its content is fixed by the model key alone, so whichever campaign ran last, the
+    prepare job's input is the same file with the same content, and a finished campaign's
+    model (and with it every measurement) stays up to date.
+    """
+    return f"{MODEL_SPECS_DIR}/{key}.json"
 
 
 # --- the plan -----------------------------------------------------------------------------
@@ -173,15 +184,20 @@ class CampaignPlan:
         return list(dict.fromkeys(p.model_key for p in self.experiments.values()))
 
     def model_spec_path(self, key: str) -> str:
-        """Spec that prepare-model reads for a model: the first experiment that uses it.
+        """Spec that prepare-model reads for a model: the per-model-key file.
 
-        Everything prepare-model needs is in the model key, so any experiment with that key
-        prepares the same folder; the rule marks this input ``ancient`` so edits of that
-        experiment's other fields do not re-prepare the model.
+        Not an experiment's spec: that would make the prepare job's input depend on which
+        campaign ran last, and a campaign sharing the model would re-prepare it and
+        re-measure every experiment of the other.
         """
+        self.model_spec(key)
+        return model_spec_path(key)
+
+    def model_spec(self, key: str) -> dict[str, Any]:
+        """The per-model-key spec document (only what the model key fixes)."""
         for planned in self.experiments.values():
             if planned.model_key == key:
-                return self.spec_path(planned.name)
+                return model_key_spec(planned.config)
         raise ConfigError(f"no experiment of campaign {self.campaign!r} uses model {key!r}")
 
 
@@ -307,7 +323,8 @@ def _model_problem(exp: ExperimentConfig) -> str | None:
 
 
 def sync_specs(plan: CampaignPlan, root: str | Path = ".") -> list[str]:
-    """Write every experiment's ``spec.json`` whose content differs; returns those written.
+    """Write every experiment's ``spec.json`` and every model's per-key spec whose content
+    differs; returns those written.
 
     An unchanged spec is left alone so its modification time, and with it everything
     downstream, stays as it is. Writes are atomic, so concurrent parses (cluster jobs parse
@@ -315,11 +332,12 @@ def sync_specs(plan: CampaignPlan, root: str | Path = ".") -> list[str]:
     planning a large sweep, because a spec is derived and rewritten whenever it differs.
     """
     root = Path(root)
+    wanted = [(plan.spec_path(name), planned.spec.to_document())
+              for name, planned in plan.experiments.items()]
+    wanted += [(model_spec_path(key), plan.model_spec(key)) for key in plan.model_keys()]
     written: list[str] = []
-    for name, planned in plan.experiments.items():
-        rel = plan.spec_path(name)
+    for rel, document in wanted:
         path = root / rel
-        document = planned.spec.to_document()
         if _json_file_equals(path, document):
             continue
         write_json_atomic(path, document, durable=False)

@@ -234,6 +234,7 @@ def v3_raw(rank: int = 0, energy_j: float | None = 150.0) -> dict:
     }
     doc["config_hash"] = "0123456789abcdef"
     doc["energy_source"] = "nvml_counter" if energy_j is not None else "none"
+    doc["written_by"] = "llem"
     return doc
 
 
@@ -251,6 +252,7 @@ def v3_aggregated(energy_j: tuple[float, ...] = (150.0, 160.0)) -> dict:
             "config_hash": "0123456789abcdef",
             "energy_source": "nvml_counter",
             "output_tokens": sum(p["inference_metrics"]["output_tokens"] for p in processes),
+            "written_by": "llem",
         }
     )
     return doc
@@ -261,6 +263,43 @@ def v3_multi_cycle(num_cycles: int = 2) -> dict:
     doc = v2_multi_cycle(num_cycles)
     doc["schema_version"] = "3.0.0"
     doc["cycle_results"] = [v3_aggregated((150.0 + i, 160.0 + i)) for i in range(num_cycles)]
+    doc["written_by"] = "llem"
+    return doc
+
+
+def upstream_v3_aggregated() -> dict:
+    """A "3.0.0" aggregated result as the earlier tool wrote it, with its known defects: a
+    failed rank recorded as 0 J, thermal false while hw_thermal is true, raw perf_counter
+    throttle timestamps, no energy_source, and no llem mark."""
+    doc = v3_aggregated((150.0, 160.0))
+    for key in ("written_by", "energy_source", "config_hash", "output_tokens", "model_name"):
+        doc.pop(key)
+    doc["start_time"] = "2026-02-10T08:00:00.250000"
+    doc["end_time"] = "2026-02-10T08:00:30.250000"
+    throttle = {"detected": True, "thermal": False, "power": False, "sw_thermal": False,
+                "hw_thermal": True, "hw_power": False, "throttle_duration_sec": 1.5,
+                "max_temperature_c": 88.0,
+                "throttle_timestamps": [81234.52, 81234.62, 81234.72]}
+    doc["thermal_throttle"] = throttle
+    doc["effective_config"] = {"model_name": "meta-llama/Llama-3.2-1B",
+                               "fp_precision": "float16", "batching": {"batch_size": 4}}
+    for process in doc["process_results"]:
+        for key in ("written_by", "energy_source", "config_hash"):
+            process.pop(key)
+        process["thermal_throttle"] = dict(throttle)
+        process["effective_config"] = doc["effective_config"]
+        process["parameter_provenance"] = {}
+        process["timestamps"] = {"start": "2026-02-10T08:00:00.250000",
+                                 "end": "2026-02-10T08:00:30.250000", "duration_sec": 30.0}
+        process["energy_breakdown"] = None
+    failed = doc["process_results"][1]
+    failed["energy_tracking_failed"] = True
+    failed["energy_metrics"].update({"total_energy_j": 0.0, "gpu_energy_j": 0.0,
+                                     "gpu_power_w": 0.0})
+    doc["energy_tracking_failed"] = True
+    doc["total_energy_j"] = 150.0
+    doc["energy_breakdown"] = {"raw_j": 150.0, "adjusted_j": 90.0, "baseline_power_w": 2.0,
+                               "baseline_method": "fresh"}
     return doc
 
 

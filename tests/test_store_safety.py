@@ -311,3 +311,56 @@ def test_query_cannot_modify_the_store(tmp_path: Path, store: Path) -> None:
             run_query(store, sql)
         assert "\n" not in str(err.value) and "read-only" in str(err.value)
     assert _snapshot(store) == before
+
+
+#: What store schema version 1 had where version 2 differs (the rest is the same).
+_V1_LATEST_RESULTS = (
+    "CREATE VIEW latest_results AS SELECT * FROM results QUALIFY row_number() OVER ("
+    "PARTITION BY coalesce(experiment_name, experiment_id), config_hash "
+    "ORDER BY end_time DESC NULLS LAST, ingested_at DESC, result_id DESC) = 1"
+)
+
+
+def _downgrade_to_v1(store: Path) -> None:
+    """Give a current store the layout of store schema version 1."""
+    conn = duckdb.connect(str(store))
+    conn.execute("DROP VIEW latest_results")
+    conn.execute("DROP VIEW results_flat")
+    for column in ("model_provenance", "measurement_fingerprint", "timeseries_missing"):
+        conn.execute(f"ALTER TABLE results DROP COLUMN {column}")
+    for column in ("latency_ci_95_lower", "latency_ci_95_upper"):
+        conn.execute(f"ALTER TABLE cycle_statistics DROP COLUMN {column}")
+    for table in ("results", "process_results", "cycle_statistics"):
+        for column in ("start_time", "end_time"):
+            conn.execute(f"ALTER TABLE {table} ALTER {column} TYPE TIMESTAMP")
+    for table in ("results", "process_results"):
+        conn.execute(f"ALTER TABLE {table} RENAME times_assumed_utc TO timestamps_utc")
+    conn.execute(_V1_LATEST_RESULTS)
+    conn.execute("CREATE VIEW results_flat AS SELECT result_id, timestamps_utc FROM results")
+    conn.execute("UPDATE store_meta SET value = '1' WHERE key = 'store_schema_version'")
+    conn.close()
+
+
+def test_a_v1_store_is_migrated_keeping_its_time_series(tmp_path: Path) -> None:
+    store = tmp_path / "v1.duckdb"
+    series = sdocs.v3_result_with_timeseries(tmp_path / "exp", "c/r/ts", samples=4)
+    later = docs.write(tmp_path, "later.json", docs.upstream("gpt2_pytorch_v2.0.json"))
+    assert ingest_paths([series, later], store).ok
+    _downgrade_to_v1(store)
+    for path in (tmp_path / "exp" / "timeseries").iterdir():
+        path.unlink()  # the samples now exist only in the store
+
+    notes: list[str] = []
+    open_store(store, notify=notes.append).close()
+    assert any("schema version 1" in n for n in notes)
+    assert fetch_all(backup_path(store, 1), "SELECT value FROM store_meta WHERE "
+                     "key = 'store_schema_version'") == [("1",)]
+    fresh = tmp_path / "fresh.duckdb"
+    open_store(fresh).close()
+    assert _layout(store) == _layout(fresh)
+    rows = fetch_all(store, "SELECT result_id, output_tokens, times_assumed_utc, "
+                     "typeof(start_time) FROM results ORDER BY 1")
+    assert rows == [("c/r/ts@0123456789abcdef", 512, False, "TIMESTAMP WITH TIME ZONE"),
+                    ("gpt2_20260313_142111", 640, True, "TIMESTAMP WITH TIME ZONE")]
+    assert fetch_all(store, "SELECT count(*) FROM timeseries t JOIN results r "
+                     "USING (result_id)") == [(8,)]

@@ -199,6 +199,74 @@ def test_config_change_reruns_exactly_the_touched_experiment(
     assert store_experiments(campaign_run["store"]) == ["e2e/run1/a", "e2e/run1/b", "e2e/run1/b"]
 
 
+@pytest.mark.slow
+def test_a_finished_campaign_stays_finished_after_another_with_its_model(
+    tmp_path: Path,
+) -> None:
+    """Two campaigns sharing a model in one folder: running the second prepares nothing and
+    leaves the first with nothing to do (its measurements would otherwise be redone and
+    refused at ingest under their existing ids)."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    model_dir, prompts = build_inputs(tmp_path)
+    defaults = tiny_defaults(model_dir, prompts)
+    defaults["baseline"] = {"enabled": False}
+    configs = {}
+    for name, batch_size in (("first", 1), ("second", 2)):
+        configs[name] = write_campaign(tmp_path / f"{name}.yaml", {
+            "campaign": name, "run_id": "run1", "store": "results/llem.duckdb",
+            "defaults": defaults,
+            "experiments": [{"config_name": "x", "batching": {"batch_size": batch_size}}],
+        })
+    check(snakemake(workdir, "--configfile", str(configs["first"])))
+    assert "prepare_model" not in planned_jobs(workdir, configs["second"])
+    check(snakemake(workdir, "--configfile", str(configs["second"])))
+    assert planned_jobs(workdir, configs["first"]) == {}
+    assert planned_jobs(workdir, configs["second"]) == {}
+    assert store_experiments(workdir / "results/llem.duckdb") == ["first/run1/x", "second/run1/x"]
+    from llem.store.connection import open_store_read_only
+
+    conn = open_store_read_only(workdir / "results/llem.duckdb")
+    try:
+        provenance = conn.execute("SELECT DISTINCT model_provenance FROM results").fetchall()
+    finally:
+        conn.close()
+    assert provenance == [("local folder",)]
+
+
+@pytest.mark.slow
+def test_two_cycles_show_in_latest_results_with_positive_intervals(tmp_path: Path) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    model_dir, prompts = build_inputs(tmp_path)
+    defaults = tiny_defaults(model_dir, prompts)
+    defaults.update(num_cycles=2, baseline={"enabled": False},
+                    energy={"backend": "estimate", "cpu_tdp_w": 50.0, "min_window_sec": 0.5})
+    configfile = write_campaign(tmp_path / "cycles.yaml", {
+        "campaign": "cyc", "run_id": "run1", "store": "results/llem.duckdb",
+        "defaults": defaults, "experiments": [{"config_name": "x"}],
+    })
+    check(snakemake(workdir, "--configfile", str(configfile)))
+    from llem.store.connection import open_store_read_only
+
+    conn = open_store_read_only(workdir / "results/llem.duckdb")
+    try:
+        cycles = conn.execute("SELECT cycle_id FROM latest_results ORDER BY 1").fetchall()
+        stats = conn.execute(
+            "SELECT num_cycles, energy_ci_95_lower, energy_per_output_token_ci_95_lower, "
+            "output_throughput_ci_95_lower, throughput_ci_95_lower FROM cycle_statistics"
+        ).fetchall()
+    finally:
+        conn.close()
+    assert cycles == [(0,), (1,)]
+    assert len(stats) == 1 and stats[0][0] == 2
+    assert all(bound is not None and bound > 0 for bound in stats[0][1:]), stats
+    with (workdir / report_dir("cyc", "run1") / "experiments.csv").open() as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["cycle"] for row in table] == ["0", "1"]
+    assert {row["energy_per_output_token_interval_j_n"] for row in table} == {"2"}
+
+
 def test_unsafe_experiment_names_are_refused_before_any_job(tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     data = {

@@ -13,6 +13,7 @@ from llem.errors import ConfigError
 from llem.measure.devices import cuda_indices_for_config
 from llem.workflow import (
     GC_GEN0_THRESHOLD,
+    model_spec_path,
     plan_campaign,
     plan_campaign_file,
     relax_garbage_collection,
@@ -51,7 +52,7 @@ def test_plan_names_paths_and_allocation() -> None:
     assert plan.cycle_dirs("two") == ["results/c1/r1/two/cycle_0", "results/c1/r1/two/cycle_1"]
     assert plan.result_paths() == [result_path("c1", "r1", "one"), result_path("c1", "r1", "two")]
     assert plan.model_keys() == ["org--a", "org--b"]
-    assert plan.model_spec_path("org--b") == spec_path("c1", "r1", "two")
+    assert plan.model_spec_path("org--b") == "resources/model_specs/org--b.json"
 
 
 @pytest.mark.parametrize(
@@ -127,8 +128,9 @@ def test_bad_campaigns_name_file_and_field(data: dict, message: str) -> None:
 def test_sync_specs_writes_only_changed_specs(tmp_path: Path) -> None:
     plan = plan_campaign(_campaign())
     written = sync_specs(plan, tmp_path)
-    assert written == [spec_path("c1", "r1", n) for n in plan.experiments]
-    first, second = (tmp_path / p for p in written)
+    assert written == [*(spec_path("c1", "r1", n) for n in plan.experiments),
+                       model_spec_path("org--model")]
+    first, second = (tmp_path / p for p in written[:2])
     spec = read_experiment_spec(first)
     assert spec.config.batching.batch_size == 1
     assert spec.experiment_id == "c1/r1/exp_batch_size-1"
@@ -159,6 +161,39 @@ def test_sync_specs_writes_only_changed_specs(tmp_path: Path) -> None:
         os.utime(path, (old, old))
     assert sync_specs(only_one, tmp_path) == [spec_path("c1", "r1", "exp_batch_size-4")]
     assert first.stat().st_mtime == old
+
+
+def test_model_spec_is_the_same_file_and_content_whichever_campaign_plans(
+    tmp_path: Path,
+) -> None:
+    """prepare_model's input may not follow the campaign that ran last: two campaigns
+    sharing a model write one per-model-key spec, once, holding only the model's fields."""
+    first = plan_campaign(_campaign())
+    other = plan_campaign(_campaign(campaign="c2", run_id="other", defaults={
+        "model_name": "org/model", "device": "cpu", "precision": "bfloat16",
+        "decoder": {"max_output_tokens": 3}}))
+    key = first.model_keys()[0]
+    assert other.model_keys() == [key]
+    assert first.model_spec_path(key) == other.model_spec_path(key) == model_spec_path(key)
+    assert model_spec_path(key) in sync_specs(first, tmp_path)
+    spec_file = tmp_path / model_spec_path(key)
+    old = 1_000_000_000
+    os.utime(spec_file, (old, old))
+    assert model_spec_path(key) not in sync_specs(other, tmp_path)
+    assert spec_file.stat().st_mtime == old
+    config = read_experiment_spec(spec_file).config
+    assert (config.model_name, config.model.revision, config.model.source) == (
+        "org/model", None, "auto")
+    assert json.loads(spec_file.read_text()) == first.model_spec(key) == other.model_spec(key)
+
+
+def test_hub_only_models_get_their_own_folder() -> None:
+    hub = plan_campaign(_campaign(defaults={"model_name": "org/model", "device": "cpu",
+                                            "model": {"source": "hub"}}))
+    assert hub.model_keys() == ["org--model_hub"]
+    with pytest.raises(ConfigError, match="random_weights"):
+        plan_campaign(_campaign(defaults={"model_name": "llama", "device": "cpu",
+                                          "model": {"source": "hub", "random_weights": True}}))
 
 
 REPO = Path(__file__).resolve().parent.parent

@@ -141,3 +141,53 @@ def test_the_report_names_a_hardware_slowdown(tmp_path: Path) -> None:
     doc["thermal_throttle"] = info.model_dump(mode="json")
     path.write_text(json.dumps(doc))
     assert load_rows([path])[0].throttled == "hardware slowdown"  # throttled, not "none"
+
+
+def test_report_and_store_show_the_same_figures_of_an_imported_result(tmp_path: Path) -> None:
+    """One flattening serves both: the report's J per output token and throughput of the
+    earlier tool's result are the store's."""
+    from llem.store.ingest import ingest_paths
+    from tests.store_documents import fetch_all
+
+    path = documents.write(tmp_path, "r.json", documents.upstream("gpt2_pytorch_v2.0.json"))
+    store = tmp_path / "s.duckdb"
+    assert ingest_paths([path], store).ok
+    stored = fetch_all(store, "SELECT energy_per_output_token_j, throughput_tokens_per_sec, "
+                              "output_tokens, precision, model_name FROM results")[0]
+    row = load_rows([path])[0]
+    assert stored[0] is not None and stored[1] is not None
+    assert (row.energy_per_output_token_j, row.output_tokens_per_second, row.output_tokens,
+            row.precision, row.model) == stored
+
+
+def test_multi_cycle_rows_show_positive_intervals_with_their_n(tmp_path: Path) -> None:
+    from llem.aggregate import aggregate_cycles
+    from llem.config.campaign import make_spec, parse_experiment
+    from llem.domain.experiment import AggregatedResult
+
+    spec = make_spec(parse_experiment({"config_name": "mc", "model_name": "tiny",
+                                       "num_cycles": 2}), "c", "r")
+    cycles = []
+    for k, (energy, tokens) in enumerate([(40.0, 100), (90.0, 100)]):
+        doc = documents.v3_aggregated((energy,))
+        doc.update(cycle_id=k, output_tokens=tokens, energy_per_output_token_j=energy / tokens,
+                   output_tokens_per_second=tokens / (4.0 + 6 * k),
+                   model_source={"name": "tiny", "obtained": "random weights (x)"})
+        doc["effective_config"] = {"config_name": "mc"}
+        cycles.append(AggregatedResult.model_validate(doc))
+    multi = aggregate_cycles(cycles, spec)
+    path = tmp_path / "result.json"
+    path.write_text(multi.model_dump_json())
+    rows = load_rows([path])
+    assert [r.cycle for r in rows] == [0, 1]
+    assert rows[0].model_provenance == "random weights"
+    per_token = rows[0].energy_per_output_token_interval_j
+    assert per_token is not None and per_token.n == 2 and 0 < per_token.lower < 0.4
+    out = tmp_path / "t.csv"
+    build_report([path], ReportOutputs(table_csv=out, table_html=tmp_path / "t.html"))
+    with out.open() as handle:
+        table = list(csv.DictReader(handle))
+    assert table[0]["energy_interval_j_n"] == "2"
+    assert float(table[0]["energy_interval_j_lower"]) > 0
+    assert float(table[0]["output_tokens_per_second_interval_lower"]) > 0
+    assert "(n = 2)" in (tmp_path / "t.html").read_text()

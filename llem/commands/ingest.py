@@ -48,6 +48,11 @@ def _ingest(args: argparse.Namespace) -> int:
     for outcome in report.files:
         if outcome.status == REFUSED:
             print(f"llem: refused: {outcome.path}: {outcome.reason}", file=sys.stderr)
+        elif outcome.reason:
+            print(f"llem: {outcome.status.replace('_', ' ')}: {outcome.path}: "
+                  f"{outcome.reason}", file=sys.stderr)
+        for warning in outcome.warnings:
+            print(f"llem: warning: {outcome.path}: {warning}", file=sys.stderr)
     print(report.summary())
     if report.batch_id:
         print(f"batch {report.batch_id}")

@@ -25,6 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--revision", help="Hub revision (with --model).")
     parser.add_argument("--random-weights", action="store_true",
                         help="Build --model's architecture with random weights.")
+    parser.add_argument("--source", default="auto", choices=["auto", "hub"],
+                        help="With --model: 'hub' refuses any weights but the Hub's own "
+                        "(see model.source).")
     parser.add_argument("--precision", default="float32",
                         choices=["float32", "float16", "bfloat16"],
                         help="Precision recorded for --model (default float32).")
@@ -68,7 +71,8 @@ def _prepare(args: argparse.Namespace) -> int:
                 "config_name": "prepare",
                 "model_name": args.model,
                 "precision": args.precision,
-                "model": {"revision": args.revision, "random_weights": args.random_weights},
+                "model": {"revision": args.revision, "random_weights": args.random_weights,
+                          "source": args.source},
             },
             source="command line",
         )

@@ -27,5 +27,7 @@ def _validate(args: argparse.Namespace) -> int:
                 print(f"{report.path}: {line}", file=sys.stderr)
         else:
             print(f"{report.path}: valid {report.label}")
+        for line in report.warnings:
+            print(f"{report.path}: warning: {line}", file=sys.stderr)
     print(f"{len(reports) - failed} valid, {failed} invalid")
     return 0 if failed == 0 else 1

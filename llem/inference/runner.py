@@ -28,6 +28,7 @@ from typing import Any
 
 from llem import __version__
 from llem.config.campaign import ExperimentSpec
+from llem.constants import WRITTEN_BY_LLEM
 from llem.domain.environment import EnvironmentMetadata
 from llem.domain.experiment import RawProcessResult, Timestamps
 from llem.domain.metrics import (
@@ -220,22 +221,26 @@ def _measured_passes(
     min_window_sec: float,
     coordinator: Coordinator,
     log: Log,
+    clock: Callable[[], float] = time.monotonic,
 ) -> MeasuredPasses:
-    """Run the rank's prompt set, again and again until every rank reached the minimum."""
+    """Run the rank's prompt set, again and again until every rank reached the minimum.
+
+    The minimum is checked after each whole pass, so a window holds whole passes only.
+    """
     outcomes: list[BatchOutcome] = []
-    start = time.monotonic()
+    start = clock()
     repeats = 0
     next_report = start + 10.0
     while True:
         repeats += 1
         for i, batch in enumerate(batches, start=1):
             outcomes.append(run(batch))
-            now = time.monotonic()
+            now = clock()
             if now >= next_report or (repeats == 1 and i == len(batches)):
                 log(f"measured pass {repeats}: batch {i}/{len(batches)}, "
                     f"{now - start:.1f} s elapsed")
                 next_report = now + 10.0
-        shortest = coordinator.min(time.monotonic() - start)
+        shortest = coordinator.min(clock() - start)
         if shortest >= min_window_sec:
             return MeasuredPasses(outcomes=outcomes, repeats=repeats)
 
@@ -392,6 +397,7 @@ def _build_result(
         latency_stats=stats,
         config_hash=spec.config_hash,
         llem_version=__version__,
+        written_by=WRITTEN_BY_LLEM,
         run_id=spec.run_id,
         campaign=spec.campaign,
         energy_source=result.energy_source,

@@ -1,20 +1,39 @@
-"""Flatten experiment results into table rows: one row per experiment and cycle.
+"""Table rows of experiment results: one row per experiment and cycle.
 
-Values are copied from the results, never recomputed or filled in: a figure the result does
-not hold stays ``None`` (shown as empty), and the reason it is missing goes to ``notes``.
+The figures come from the store's flattening (:func:`llem.store.rows.result_figures`), so a
+result shows the same numbers in the report as in the store; a figure the result does not
+hold stays ``None`` (shown as empty), and the reason it is missing goes to ``notes``. Rows of
+a multi-cycle result also carry its 95 % intervals of the mean across cycles, each with its
+n (the cycles it covers).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from llem.domain.experiment import AggregatedResult, MultiCycleResult
+from llem.domain.experiment import AggregatedResult, CycleStatistics, MultiCycleResult
 from llem.domain.metrics import ThermalThrottleInfo
 from llem.errors import ResultLoadError
-from llem.loader import load_result
+from llem.loader import read_result
 from llem.measure.throttle import throttle_reasons
+from llem.store.rows import cycle_documents, result_figures
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A 95 % interval of the mean across cycles, and the n it rests on."""
+
+    lower: float | None
+    upper: float | None
+    n: int
+
+    def text(self) -> str:
+        """``lower – upper (n = k)``, or a note that it could not be computed."""
+        if self.lower is None or self.upper is None:
+            return f"not computable (n = {self.n})"
+        return f"{self.lower:.4g} – {self.upper:.4g} (n = {self.n})"
 
 
 @dataclass
@@ -24,6 +43,7 @@ class ExperimentRow:
     experiment: str
     cycle: int | None
     model: str | None
+    model_provenance: str | None
     batch_size: int | None
     precision: str | None
     num_processes: int | None
@@ -42,16 +62,28 @@ class ExperimentRow:
     throttled: str | None
     throttle_duration_sec: float | None
     max_temperature_c: float | None
+    energy_interval_j: Interval | None = None
+    energy_per_output_token_interval_j: Interval | None = None
+    output_tokens_per_second_interval: Interval | None = None
+    latency_interval_ms: Interval | None = None
     notes: list[str] = field(default_factory=list)
     # Not shown in the table: where this row's time series files are.
     timeseries_files: list[Path] = field(default_factory=list, repr=False)
 
     def table_values(self) -> dict[str, Any]:
-        """The row as table columns (time series files left out, notes joined)."""
-        values = asdict(self)
+        """The row as table columns (time series files left out, notes joined; intervals
+        stay :class:`Interval` objects for the writer to render)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
         values.pop("timeseries_files")
         values["notes"] = "; ".join(self.notes)
         return values
+
+
+#: Interval columns of the table (each rendered with its n).
+INTERVAL_COLUMNS = (
+    "energy_interval_j", "energy_per_output_token_interval_j",
+    "output_tokens_per_second_interval", "latency_interval_ms",
+)
 
 
 #: Column order of the table, with headers carrying units.
@@ -59,6 +91,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("experiment", "experiment"),
     ("cycle", "cycle"),
     ("model", "model"),
+    ("model_provenance", "model provenance"),
     ("batch_size", "batch size"),
     ("precision", "precision"),
     ("num_processes", "processes"),
@@ -77,6 +110,10 @@ COLUMNS: list[tuple[str, str]] = [
     ("throttled", "throttling"),
     ("throttle_duration_sec", "throttled (s)"),
     ("max_temperature_c", "max temp (C)"),
+    ("energy_interval_j", "energy 95 % interval (J)"),
+    ("energy_per_output_token_interval_j", "J / output token 95 % interval"),
+    ("output_tokens_per_second_interval", "output tokens / s 95 % interval"),
+    ("latency_interval_ms", "latency 95 % interval (ms)"),
     ("notes", "warnings"),
 ]
 
@@ -86,12 +123,15 @@ def load_rows(paths: list[str | Path]) -> list[ExperimentRow]:
     rows: list[ExperimentRow] = []
     for path in paths:
         path = Path(path)
-        result = load_result(path)
+        loaded = read_result(path)
+        result = loaded.model
         if isinstance(result, MultiCycleResult):
-            for cycle in result.cycle_results:
-                rows.append(row_of(cycle, path))
+            docs = cycle_documents(loaded.document, len(result.cycle_results))
+            intervals = cycle_intervals(result.statistics)
+            for cycle, doc in zip(result.cycle_results, docs, strict=True):
+                rows.append(row_of(cycle, path, doc, intervals))
         elif isinstance(result, AggregatedResult):
-            rows.append(row_of(result, path))
+            rows.append(row_of(result, path, loaded.document))
         else:
             raise ResultLoadError(
                 f"{path}: holds one process's result; the report needs an experiment's "
@@ -100,34 +140,52 @@ def load_rows(paths: list[str | Path]) -> list[ExperimentRow]:
     return rows
 
 
-def row_of(result: AggregatedResult, path: Path) -> ExperimentRow:
-    """One table row of an aggregated result read from ``path``."""
-    cfg = result.effective_config or {}
+def cycle_intervals(stats: CycleStatistics) -> dict[str, Interval]:
+    """The table's interval columns from a multi-cycle result's statistics (n = cycles)."""
+    n = stats.num_cycles
+    return {
+        "energy_interval_j": Interval(stats.energy_ci_95_lower, stats.energy_ci_95_upper, n),
+        "energy_per_output_token_interval_j": Interval(
+            stats.energy_per_output_token_ci_95_lower, stats.energy_per_output_token_ci_95_upper,
+            n),
+        "output_tokens_per_second_interval": Interval(
+            stats.output_throughput_ci_95_lower, stats.output_throughput_ci_95_upper, n),
+        "latency_interval_ms": Interval(stats.latency_ci_95_lower, stats.latency_ci_95_upper, n),
+    }
+
+
+def row_of(
+    result: AggregatedResult,
+    path: Path,
+    document: dict[str, Any] | None = None,
+    intervals: dict[str, Interval] | None = None,
+) -> ExperimentRow:
+    """One table row of an aggregated result read from ``path`` (``document``: its JSON)."""
+    figures = result_figures(result, document)
     breakdown = result.energy_breakdown
     latency = result.latency_stats
     throttle = result.thermal_throttle
-    window = result.measured_window
-    notes = [*(result.measurement_warnings or []), *result.aggregation.warnings]
-    if result.energy_unavailable_reason:
-        notes.insert(0, f"energy unavailable: {result.energy_unavailable_reason}")
+    notes = list(figures["warnings"])
+    if figures["energy_unavailable_reason"]:
+        notes.insert(0, f"energy unavailable: {figures['energy_unavailable_reason']}")
     if breakdown is not None and breakdown.adjusted_j is None and breakdown.baseline_method:
         notes.append(f"baseline {breakdown.baseline_method}: energy not adjusted")
-    raw_j = breakdown.raw_j if breakdown is not None else result.total_energy_j
     return ExperimentRow(
-        experiment=str(cfg.get("config_name") or result.experiment_id),
+        experiment=figures["experiment_name"] or result.experiment_id,
         cycle=result.cycle_id,
-        model=result.model_name or cfg.get("model_name"),
-        batch_size=_nested(cfg, "batching", "batch_size"),
-        precision=cfg.get("precision"),
-        num_processes=result.aggregation.num_processes,
-        energy_source=result.energy_source,
-        energy_raw_j=raw_j,
-        baseline_power_w=breakdown.baseline_power_w if breakdown is not None else None,
-        energy_adjusted_j=breakdown.adjusted_j if breakdown is not None else None,
-        energy_per_output_token_j=result.energy_per_output_token_j,
-        output_tokens=result.output_tokens,
-        output_tokens_per_second=result.output_tokens_per_second,
-        window_sec=window.duration_sec if window is not None else None,
+        model=figures["model_name"],
+        model_provenance=figures["model_provenance"],
+        batch_size=figures["batch_size"],
+        precision=figures["precision"],
+        num_processes=figures["num_processes"],
+        energy_source=figures["energy_source"],
+        energy_raw_j=figures["energy_raw_j"],
+        baseline_power_w=figures["baseline_power_w"],
+        energy_adjusted_j=figures["adjusted_energy_j"],
+        energy_per_output_token_j=figures["energy_per_output_token_j"],
+        output_tokens=figures["output_tokens"],
+        output_tokens_per_second=figures["throughput_tokens_per_sec"],
+        window_sec=figures["measured_window_sec"],
         latency_e2e_p50_ms=latency.e2e_median_ms if latency is not None else None,
         latency_e2e_p95_ms=latency.e2e_p95_ms if latency is not None else None,
         latency_e2e_p99_ms=latency.e2e_p99_ms if latency is not None else None,
@@ -135,6 +193,7 @@ def row_of(result: AggregatedResult, path: Path) -> ExperimentRow:
         throttled=_throttle_text(throttle),
         throttle_duration_sec=throttle.throttle_duration_sec if throttle is not None else None,
         max_temperature_c=throttle.max_temperature_c if throttle is not None else None,
+        **(intervals or {}),
         notes=notes,
         timeseries_files=timeseries_files(result, path),
     )
@@ -162,12 +221,3 @@ def _throttle_text(throttle: ThermalThrottleInfo | None) -> str | None:
     if kinds is None:
         return None
     return ", ".join(kinds) if kinds else "none"
-
-
-def _nested(mapping: dict[str, Any], *keys: str) -> Any:
-    node: Any = mapping
-    for key in keys:
-        if not isinstance(node, dict):
-            return None
-        node = node.get(key)
-    return node

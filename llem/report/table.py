@@ -1,6 +1,8 @@
 """The experiment table as a self-contained HTML page and as CSV.
 
-Missing figures are left empty (CSV) or shown as a dash (HTML), never as zero.
+Missing figures are left empty (CSV) or shown as a dash (HTML), never as zero. Every 95 %
+interval is shown with its n: one HTML cell ``lower – upper (n = k)``, three CSV columns
+``<name>_lower``, ``<name>_upper`` and ``<name>_n``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from llem.io import write_text_atomic
-from llem.report.rows import COLUMNS, ExperimentRow
+from llem.report.rows import COLUMNS, INTERVAL_COLUMNS, ExperimentRow, Interval
 
 _STYLE = """
 body { font-family: sans-serif; font-size: 13px; margin: 1em; }
@@ -29,10 +31,23 @@ def write_csv(rows: list[ExperimentRow], path: str | Path) -> None:
     """CSV with one header line of column names; empty cells are unmeasured values."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow([name for name, _ in COLUMNS])
+    header: list[str] = []
+    for name, _ in COLUMNS:
+        header.extend([f"{name}_lower", f"{name}_upper", f"{name}_n"]
+                      if name in INTERVAL_COLUMNS else [name])
+    writer.writerow(header)
     for row in rows:
         values = row.table_values()
-        writer.writerow(["" if values[name] is None else values[name] for name, _ in COLUMNS])
+        cells: list[Any] = []
+        for name, _ in COLUMNS:
+            value = values[name]
+            if name in INTERVAL_COLUMNS:
+                parts = (None, None, None) if value is None else (value.lower, value.upper,
+                                                                  value.n)
+                cells.extend("" if v is None else v for v in parts)
+            else:
+                cells.append("" if value is None else value)
+        writer.writerow(cells)
     write_text_atomic(path, buffer.getvalue())
 
 
@@ -49,7 +64,9 @@ def write_html(rows: list[ExperimentRow], path: str | Path, title: str = "llem r
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         f"<p>{len(rows)} measured cycle(s). A dash marks a figure that was not measured; "
-        "the warnings column says why.</p>"
+        "the warnings column says why. Intervals are 95 % intervals of the mean across the "
+        "cycles of an experiment, computed on the log scale (so never below zero), with "
+        "their n.</p>"
         f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
         "</body></html>\n"
     )
@@ -57,7 +74,9 @@ def write_html(rows: list[ExperimentRow], path: str | Path, title: str = "llem r
 
 
 def format_value(value: Any) -> str:
-    """Numbers with four significant digits, the rest as text."""
+    """Numbers with four significant digits, intervals with their n, the rest as text."""
+    if isinstance(value, Interval):
+        return value.text()
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):

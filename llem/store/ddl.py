@@ -11,6 +11,11 @@ Store schema versions (``store_meta.store_schema_version``):
   ingested file, verbatim) only.
 * 1 - adds the derived tables ``results``, ``process_results``, ``cycle_statistics`` and
   ``timeseries``, and the views ``latest_results`` and ``results_flat``.
+* 2 - times are ``TIMESTAMPTZ`` (UTC; ``times_assumed_utc`` replaces ``timestamps_utc``);
+  ``results`` gains ``model_provenance``, ``measurement_fingerprint`` and
+  ``timeseries_missing``; ``cycle_statistics`` gains the latency interval;
+  ``latest_results`` keeps every cycle of the newest run. The migration rebuilds the three
+  document-derived tables from ``documents`` (``timeseries`` is kept as it is).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Store schema version this llem writes and reads. Older stores are migrated forward.
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -128,8 +133,8 @@ DOCUMENTS = Table(
 RESULTS = Table(
     "results",
     "One row per experiment result: an aggregated file gives one row, a multi-cycle file one "
-    "row per cycle. Timestamps are UTC where the source had an offset, else as written "
-    "(see timestamps_utc).",
+    "row per cycle. Times are UTC; naive times of the earlier tool are read as UTC "
+    "(times_assumed_utc).",
     (
         _c("result_id", "VARCHAR",
            "experiment_id, or '<experiment_id>/cycle-<n>' for a cycle of a multi-cycle file.",
@@ -145,16 +150,25 @@ RESULTS = Table(
            "Model, from the result, its process results or its effective config."),
         _c("backend", "VARCHAR", "Inference backend."),
         _c("backend_version", "VARCHAR", "Backend version."),
-        _c("precision", "VARCHAR", "Precision from the effective config, where recorded."),
-        _c("batch_size", "BIGINT", "Batch size from the effective config, where recorded."),
+        _c("precision", "VARCHAR",
+           "Precision as the file records it (config, else the compute precision its "
+           "process results state), in one vocabulary: fp32, fp16, bf16, fp8, int8, int4."),
+        _c("batch_size", "BIGINT",
+           "Configured batch size as the file records it (config, the backend section of a "
+           "later-line config, or the v2 parameter provenance)."),
         _c("config_hash", "VARCHAR", "Hash of the resolved config (later line: "
            "measurement_config_hash)."),
         _c("llem_version", "VARCHAR", "llem version that measured."),
         _c("num_processes", "BIGINT", "Processes aggregated."),
         _c("gpu_name", "VARCHAR", "GPU name, from the environment or the process results."),
         _c("total_tokens", "BIGINT", "Input plus output tokens over processes."),
-        _c("input_tokens", "BIGINT", "Input tokens, where recorded or summable."),
-        _c("output_tokens", "BIGINT", "Output tokens, where recorded or summable."),
+        _c("input_tokens", "BIGINT",
+           "Input tokens, where recorded or summable (later line: derived, see "
+           "output_tokens)."),
+        _c("output_tokens", "BIGINT",
+           "Output tokens, where recorded or summable over processes; later line: derived "
+           "as total_flops / flops_per_output_token, kept only when it and the input-token "
+           "quotient are whole and add up to total_tokens."),
         _c("total_energy_j", "DOUBLE", "Energy of record, J; null when unmeasured."),
         _c("adjusted_energy_j", "DOUBLE", "Baseline-adjusted energy, J."),
         _c("baseline_power_w", "DOUBLE", "Idle baseline power, W."),
@@ -165,10 +179,12 @@ RESULTS = Table(
         _c("energy_tracking_failed", "BOOLEAN", "The source says energy tracking failed."),
         _c("energy_per_output_token_j", "DOUBLE",
            "Energy of record per output token, J (reported, or total/output tokens)."),
-        _c("energy_per_token_j", "DOUBLE", "v2 compatibility: energy per total token, J."),
+        _c("energy_per_token_j", "DOUBLE",
+           "Energy of record per total (input + output) token, J."),
         _c("throughput_tokens_per_sec", "DOUBLE",
-           "Output tokens per second over the wall window (reported, or output tokens over "
-           "the measured window / end - start)."),
+           "Output tokens per second over the wall window: as reported, else derived "
+           "(throughput_source = 'derived_wall_window') as output_tokens / the measured "
+           "window, or / (end_time - start_time) where no window is recorded."),
         _c("throughput_source", "VARCHAR", "reported or derived_wall_window."),
         _c("avg_tokens_per_second", "DOUBLE",
            "v2 compatibility: mean of per-process total-token rates."),
@@ -176,15 +192,21 @@ RESULTS = Table(
            "v2 compatibility: sum of per-process inference times, s."),
         _c("measured_window_sec", "DOUBLE", "Wall time of the measured window, s."),
         _c("total_flops", "DOUBLE", "Estimated FLOPs over processes."),
-        _c("start_time", "TIMESTAMP", "Earliest process start."),
-        _c("end_time", "TIMESTAMP", "Latest process end."),
-        _c("timestamps_utc", "BOOLEAN",
-           "True: start/end are UTC; false: naive local time as the source wrote it."),
+        _c("start_time", "TIMESTAMPTZ", "Earliest process start (UTC)."),
+        _c("end_time", "TIMESTAMPTZ", "Latest process end (UTC)."),
+        _c("times_assumed_utc", "BOOLEAN",
+           "True when the source wrote naive times (the earlier tool), read as UTC."),
         _c("thermal_throttle_detected", "BOOLEAN", "Throttling detected in the window."),
         _c("max_temperature_c", "DOUBLE", "Peak temperature in the window, C."),
         _c("ttft_mean_ms", "DOUBLE", "Mean time to first token, ms."),
         _c("itl_mean_ms", "DOUBLE", "Mean inter-token latency, ms."),
         _c("timeseries_path", "VARCHAR", "Time-series file named by the result, as written."),
+        _c("timeseries_missing", "JSON",
+           "Time-series files the result names that were missing at ingest (their samples "
+           "are not in timeseries); null when none was."),
+        _c("model_provenance", "VARCHAR",
+           "How the model's weights were obtained: hub, local folder, dequantized from GGUF "
+           "or random weights (model_source has the details); null when not recorded."),
         _c("environment", "JSON", "EnvironmentMetadata."),
         _c("latency_stats", "JSON", "LatencyStatistics."),
         _c("thermal_throttle", "JSON", "ThermalThrottleInfo."),
@@ -199,6 +221,10 @@ RESULTS = Table(
         _c("fingerprint", "VARCHAR",
            "SHA-256 of the result's v3 form: the same result met in another file is not "
            "added twice; a different one under the same result_id is refused.", True),
+        _c("measurement_fingerprint", "VARCHAR",
+           "SHA-256 of what was measured (id, cycle, config hash, times, tokens, energy, "
+           "FLOPs), whatever the format: the same measurement in another format of the "
+           "earlier tool is already present, not a conflict.", True),
         *_PROVENANCE,
     ),
     primary_key=("result_id",),
@@ -243,10 +269,11 @@ PROCESS_RESULTS = Table(
         _c("energy_tracking_failed", "BOOLEAN", "The source says energy tracking failed."),
         _c("flops_total", "DOUBLE", "Estimated FLOPs."),
         _c("peak_memory_mb", "DOUBLE", "Peak accelerator memory, MB."),
-        _c("start_time", "TIMESTAMP", "Start of the process's measured work."),
-        _c("end_time", "TIMESTAMP", "End of the process's measured work."),
+        _c("start_time", "TIMESTAMPTZ", "Start of the process's measured work (UTC)."),
+        _c("end_time", "TIMESTAMPTZ", "End of the process's measured work (UTC)."),
         _c("duration_sec", "DOUBLE", "end - start, s."),
-        _c("timestamps_utc", "BOOLEAN", "True: UTC; false: naive local time as written."),
+        _c("times_assumed_utc", "BOOLEAN",
+           "True when the source wrote naive times (the earlier tool), read as UTC."),
         _c("timeseries_path", "VARCHAR", "Time-series file named by the process, as written."),
         _c("environment", "JSON", "EnvironmentMetadata."),
         _c("energy_breakdown", "JSON", "EnergyBreakdown."),
@@ -276,8 +303,10 @@ CYCLE_STATISTICS = Table(
         _c("num_cycles", "BIGINT", "Cycles the statistics cover.", True),
         _c("energy_mean_j", "DOUBLE", "Mean energy, J; null unless every cycle was measured."),
         _c("energy_std_j", "DOUBLE", "Sample std of energy, J."),
-        _c("energy_ci_95_lower", "DOUBLE", "95% CI lower, J."),
-        _c("energy_ci_95_upper", "DOUBLE", "95% CI upper, J."),
+        _c("energy_ci_95_lower", "DOUBLE",
+           "95% interval of the mean, lower, J (llem: on the log scale, so > 0; n = "
+           "num_cycles; imports: as the file recorded it)."),
+        _c("energy_ci_95_upper", "DOUBLE", "95% interval of the mean, upper, J."),
         _c("energy_cv", "DOUBLE", "CV of energy."),
         _c("throughput_mean_tps", "DOUBLE", "v2 compatibility: mean total-token rate."),
         _c("throughput_std_tps", "DOUBLE", "Its std."),
@@ -288,6 +317,8 @@ CYCLE_STATISTICS = Table(
         _c("efficiency_std_tpj", "DOUBLE", "Std of tokens per J."),
         _c("latency_mean_ms", "DOUBLE", "Mean latency, ms."),
         _c("latency_std_ms", "DOUBLE", "Std of latency, ms."),
+        _c("latency_ci_95_lower", "DOUBLE", "95% interval of the mean latency, lower, ms."),
+        _c("latency_ci_95_upper", "DOUBLE", "95% interval of the mean latency, upper, ms."),
         _c("output_throughput_mean_tps", "DOUBLE", "Mean output-token throughput."),
         _c("output_throughput_std_tps", "DOUBLE", "Its std."),
         _c("output_throughput_ci_95_lower", "DOUBLE", "95% CI lower."),
@@ -298,8 +329,8 @@ CYCLE_STATISTICS = Table(
         _c("energy_per_output_token_ci_95_lower", "DOUBLE", "95% CI lower."),
         _c("energy_per_output_token_ci_95_upper", "DOUBLE", "95% CI upper."),
         _c("energy_per_output_token_cv", "DOUBLE", "Its CV."),
-        _c("start_time", "TIMESTAMP", "Start of the first cycle."),
-        _c("end_time", "TIMESTAMP", "End of the last cycle."),
+        _c("start_time", "TIMESTAMPTZ", "Start of the first cycle (UTC)."),
+        _c("end_time", "TIMESTAMPTZ", "End of the last cycle (UTC)."),
         _c("total_duration_sec", "DOUBLE", "end - start, s."),
         _c("cycle_metadata", "JSON", "Per-cycle metadata (temperature, load)."),
         _c("fingerprint", "VARCHAR", "SHA-256 of the statistics' v3 form.", True),
@@ -347,22 +378,29 @@ TABLES_BY_NAME = {t.name: t for t in TABLES}
 
 _FLAT_COLUMNS = (
     "result_id", "experiment_id", "experiment_name", "cycle_id", "campaign", "run_id",
-    "model_name", "backend", "precision", "batch_size", "gpu_name", "num_processes",
+    "model_name", "model_provenance", "backend", "precision", "batch_size", "gpu_name",
+    "num_processes",
     "source_format", "source_schema_version", "config_hash", "energy_source",
     "total_energy_j", "adjusted_energy_j", "baseline_power_w", "total_tokens", "output_tokens",
     "energy_per_output_token_j", "throughput_tokens_per_sec", "measured_window_sec",
     "ttft_mean_ms", "itl_mean_ms", "thermal_throttle_detected", "start_time", "end_time",
-    "timestamps_utc", "ingest_batch_id", "ingested_at",
+    "times_assumed_utc", "ingest_batch_id", "ingested_at",
 )
 
 VIEWS: dict[str, str] = {
-    # Newest result per experiment (name, or id where no name was recorded) and config hash.
+    # Every cycle of the newest run of each experiment (name, or id where no name was
+    # recorded) and config hash: a run is one experiment_id, its cycles its rows.
     "latest_results": (
         "CREATE VIEW latest_results AS "
-        "SELECT * FROM results "
-        "QUALIFY row_number() OVER ("
+        "SELECT * EXCLUDE (_run_end, _run_ingested) FROM ("
+        "SELECT *, "
+        "max(end_time) OVER _run AS _run_end, max(ingested_at) OVER _run AS _run_ingested "
+        "FROM results "
+        "WINDOW _run AS (PARTITION BY coalesce(experiment_name, experiment_id), config_hash, "
+        "experiment_id)) "
+        "QUALIFY dense_rank() OVER ("
         "PARTITION BY coalesce(experiment_name, experiment_id), config_hash "
-        "ORDER BY end_time DESC NULLS LAST, ingested_at DESC, result_id DESC) = 1"
+        "ORDER BY _run_end DESC NULLS LAST, _run_ingested DESC, experiment_id DESC) = 1"
     ),
     # The columns people filter and compare on, without the nested JSON.
     "results_flat": (

@@ -8,7 +8,14 @@ whole, and everything accepted is inserted through Arrow tables in one transacti
 * whose bytes are already stored is *already present* (re-ingesting is a no-op);
 * that brings a row under an id the store (or an earlier file of the call) holds with
   different content is *refused*; the same row met again is simply not added twice;
+* whose results are the same measurements as stored ones in another of the earlier tool's
+  formats (same ``measurement_fingerprint``) is *already present*, with that reason;
 * that is not a valid result of any known format is *refused* with the loader's reason.
+
+A time-series file a result names that does not exist does not refuse the result: it is
+stored with a warning, and ``results.timeseries_missing`` lists the files whose samples are
+missing. :func:`check_file` applies the same per-file rules without a store, for
+``llem validate``.
 
 With ``strict`` any refusal refuses the whole call. The receipt (for the workflow's ingest
 rule) is written atomically, after the commit.
@@ -67,6 +74,7 @@ class FileOutcome:
     status: str
     reason: str | None = None
     content_sha256: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +82,7 @@ class FileOutcome:
             "status": self.status,
             "content_sha256": self.content_sha256,
             "reason": self.reason,
+            "warnings": self.warnings,
         }
 
 
@@ -331,6 +340,22 @@ def _load(
     if not explicit and not looks_like_result(document):
         report.skipped.append(source)  # e.g. spec.json or a receipt in a results folder
         return None
+    candidate = _candidate(path, outcome, text, document, content_sha256, batch_id, started_at)
+    report.files.append(outcome)
+    return candidate
+
+
+def _candidate(
+    path: Path,
+    outcome: FileOutcome,
+    text: str,
+    document: Any,
+    content_sha256: str,
+    batch_id: str,
+    started_at: datetime,
+) -> _Candidate | None:
+    """Rows and time series of one decoded file; a refusal is recorded on ``outcome``."""
+    source = str(path)
     try:
         loaded = parse_document(document, source, content_sha256)
         outcome.content_sha256 = loaded.content_sha256
@@ -340,15 +365,33 @@ def _load(
         _read_timeseries(candidate, loaded, batch_id)
     except LlemError as exc:
         outcome.status, outcome.reason = REFUSED, _reason(exc, source)
-        report.files.append(outcome)
         return None
     except (TypeError, ValueError, ArithmeticError) as exc:
         # Values the schema let through but no store column can hold: this file only.
         outcome.status, outcome.reason = REFUSED, f"cannot be stored: {_reason(exc, source)}"
-        report.files.append(outcome)
         return None
-    report.files.append(outcome)
     return candidate
+
+
+def check_file(path: str | Path) -> FileOutcome:
+    """What ingest would decide about one file on its own (no store): ``new`` with any
+    warnings, or ``refused`` with the reason. Conflicts with stored results are not known
+    here; everything else is decided exactly as :func:`ingest_paths` decides it."""
+    path = Path(path)
+    outcome = FileOutcome(str(path), NEW)
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        outcome.status, outcome.reason = REFUSED, f"cannot read: {exc.strerror or exc}"
+        return outcome
+    try:
+        text, document = decode_document(content, str(path))
+    except ResultLoadError as exc:
+        outcome.status, outcome.reason = REFUSED, _reason(exc, str(path))
+        return outcome
+    sha = hashlib.sha256(content).hexdigest()
+    _candidate(path, outcome, text, document, sha, "check", datetime.now(UTC))
+    return outcome
 
 
 #: Keys of which every result shape has at least one (per-process, aggregated, multi-cycle,
@@ -371,7 +414,17 @@ def looks_like_result(document: object) -> bool:
 
 
 def _read_timeseries(candidate: _Candidate, loaded: LoadedResult, batch_id: str) -> None:
+    """Read every time-series file the result names; a missing one is a warning and is
+    recorded on the result's row (a file that exists but cannot be read refuses it)."""
+    missing: dict[str, list[str]] = {}
     for ref in candidate.rows.timeseries_refs:
+        if not ref.path.exists():
+            missing.setdefault(ref.result_id, []).append(str(ref.path))
+            candidate.outcome.warnings.append(
+                f"time-series file {ref.path} is missing: the result is stored without "
+                "its samples (results.timeseries_missing)"
+            )
+            continue
         data, table = read_timeseries_file(ref.path)
         sha = hashlib.sha256(data).hexdigest()
         rows = timeseries_rows(
@@ -381,6 +434,9 @@ def _read_timeseries(candidate: _Candidate, loaded: LoadedResult, batch_id: str)
             ingest_batch_id=batch_id,
         )
         candidate.timeseries.append((sha, rows))
+    for row in candidate.rows.results:
+        if row["result_id"] in missing:
+            row["timeseries_missing"] = json.dumps(missing[row["result_id"]])
 
 
 def _reason(exc: BaseException, source: str) -> str:
@@ -407,12 +463,17 @@ def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> lis
     for kind, table, key in _KEYS:
         ids = [row[key] for c in candidates for row in getattr(c.rows, kind)]
         stored[kind] = _existing(conn, table.name, key, "fingerprint", ids)
+    stored_measurements = _existing(conn, RESULTS.name, "result_id", "measurement_fingerprint",
+                                    list(stored["results"]))
+    stored_formats = _existing(conn, RESULTS.name, "result_id", "source_format",
+                               list(stored["results"]))
     stored_ts = set(_existing(conn, TIMESERIES.name, "timeseries_sha256", "timeseries_sha256",
                               [sha for c in candidates for sha, _ in c.timeseries]))
 
     accepted: list[_Candidate] = []
     batch_docs: dict[str, str] = {}
     batch: dict[str, dict[str, str]] = {kind: {} for kind, _, _ in _KEYS}
+    batch_measurements: dict[str, tuple[str, str]] = {}  # result_id -> (fingerprint, path)
     batch_ts: set[str] = set()
     for c in candidates:
         sha = c.outcome.content_sha256 or ""
@@ -422,7 +483,9 @@ def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> lis
             if earlier is not None:
                 c.outcome.reason = f"same content as {earlier}"
             continue
-        conflict = _first_conflict(c, stored, batch)
+        same = _same_measurements(c, stored["results"], stored_measurements, stored_formats,
+                                  batch["results"], batch_measurements)
+        conflict = _first_conflict(c, stored, batch, set(same))
         if conflict is not None:
             c.outcome.status, c.outcome.reason = REFUSED, conflict
             continue
@@ -431,9 +494,19 @@ def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> lis
             for row in getattr(c.rows, kind):
                 if row[key] in stored[kind] or row[key] in batch[kind]:
                     continue  # the same row, already stored or coming from an earlier file
+                if row.get("result_id") in same:
+                    continue  # rows of a measurement stored from another format
                 batch[kind][row[key]] = row["fingerprint"]
+                if kind == "results":
+                    batch_measurements[row[key]] = (row["measurement_fingerprint"],
+                                                    c.outcome.path)
                 kept.append(row)
             setattr(c.rows, kind, kept)
+        if same and not any(getattr(c.rows, kind) for kind, _, _ in _KEYS):
+            c.outcome.status = ALREADY_PRESENT
+            c.outcome.reason = "same measurement, other format: " + "; ".join(
+                f"{rid!r} is stored from {where}" for rid, where in same.items())
+            continue
         fresh = []
         for ts_sha, table in c.timeseries:
             if ts_sha not in stored_ts and ts_sha not in batch_ts:
@@ -445,11 +518,39 @@ def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> lis
     return accepted
 
 
+def _same_measurements(
+    c: _Candidate,
+    stored: dict[str, str],
+    stored_measurements: dict[str, str],
+    stored_formats: dict[str, str],
+    batch: dict[str, str],
+    batch_measurements: dict[str, tuple[str, str]],
+) -> dict[str, str]:
+    """Result ids of this file held, with other content, by the same measurement written in
+    another format (``{result_id: where it is stored from}``)."""
+    same: dict[str, str] = {}
+    for row in c.rows.results:
+        rid, measured = row["result_id"], row["measurement_fingerprint"]
+        if stored.get(rid) not in (None, row["fingerprint"]):
+            if stored_measurements.get(rid) == measured:
+                same[rid] = f"a {stored_formats.get(rid)} file in the store"
+        elif batch.get(rid) not in (None, row["fingerprint"]):
+            earlier_fp, earlier_path = batch_measurements.get(rid, (None, ""))
+            if earlier_fp == measured:
+                same[rid] = earlier_path
+    return same
+
+
 def _first_conflict(
-    c: _Candidate, stored: dict[str, dict[str, str]], batch: dict[str, dict[str, str]]
+    c: _Candidate,
+    stored: dict[str, dict[str, str]],
+    batch: dict[str, dict[str, str]],
+    same_measurements: set[str],
 ) -> str | None:
     for kind, _, key in _KEYS:
         for row in getattr(c.rows, kind):
+            if row.get("result_id") in same_measurements:
+                continue  # another format of a stored measurement: not a conflict
             ident = row[key]
             for where, known in (("the store", stored[kind]), ("an earlier file of this call",
                                                                 batch[kind])):

@@ -91,7 +91,8 @@ def _backup(conn: duckdb.DuckDBPyConnection, path: Path, version: int) -> Path:
 
 
 def _v0_to_v1(conn: duckdb.DuckDBPyConnection, notify: Notify | None) -> None:
-    """Add the derived tables and views, and fill them from the archived documents."""
+    """Add the derived tables and views (in this llem's layout, which the next steps then
+    leave as they are), and fill them from the archived documents."""
     for table in DERIVED_TABLES:
         for statement in create_table_sql(table):
             conn.execute(statement)
@@ -136,7 +137,28 @@ def rederive_from_documents(conn: duckdb.DuckDBPyConnection, notify: Notify | No
     insert_rowsets(conn, rowsets, with_documents=False)
 
 
+def _v1_to_v2(conn: duckdb.DuckDBPyConnection, notify: Notify | None) -> None:
+    """UTC times, model provenance, measurement fingerprints, every cycle in latest_results.
+
+    ``results``, ``process_results`` and ``cycle_statistics`` are rebuilt from ``documents``
+    with this llem's rules (repairs of the earlier tool's files included); ``timeseries``
+    holds samples read from Parquet files that may be gone, so it is kept as it is (its
+    layout did not change, and result ids do not change).
+    """
+    for name in VIEWS:
+        conn.execute(f"DROP VIEW IF EXISTS {name}")
+    rebuilt = [t for t in DERIVED_TABLES if t.name != "timeseries"]
+    for table in rebuilt:
+        conn.execute(f"DROP TABLE IF EXISTS {table.name}")
+        for statement in create_table_sql(table):
+            conn.execute(statement)
+    for statement in VIEWS.values():
+        conn.execute(statement)
+    rederive_from_documents(conn, notify)
+
+
 #: Migration steps by the version they start from.
 STEPS: dict[int, Callable[[duckdb.DuckDBPyConnection, Notify | None], None]] = {
     0: _v0_to_v1,
+    1: _v1_to_v2,
 }

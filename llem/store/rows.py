@@ -15,6 +15,12 @@ Numbers follow llem's rule "correct numbers or no numbers": files of the earlier
 null with a reason.
 Derived figures (output tokens summed over processes, throughput over the wall window, J per
 output token) are computed only when every input is known.
+
+:func:`result_figures` is the one flattening of an experiment result: the store's ``results``
+rows and the report's table (``llem.report.rows``) both take their figures from it, so the two
+can never disagree. Times are UTC (``TIMESTAMPTZ``); naive times, which the earlier tool
+wrote, are read as UTC and the row says so (``times_assumed_utc``). Precision names are
+reduced to one vocabulary (:func:`normalize_precision`).
 """
 
 from __future__ import annotations
@@ -30,8 +36,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
+from llem.domain.metrics import model_provenance
 from llem.errors import LlemError
-from llem.loader import LoadedResult
+from llem.loader import LoadedResult, is_import
 
 
 class RowError(LlemError):
@@ -92,7 +99,7 @@ def build_rows(
             else json.dumps(loaded.document, ensure_ascii=False),
         }
     )
-    imported = not loaded.format.startswith("v3_")
+    imported = is_import(loaded.format)
     folder = Path(prov.source_path).parent
     model = loaded.model
     if isinstance(model, RawProcessResult):
@@ -108,11 +115,13 @@ def build_rows(
             rows.timeseries_refs.extend(_result_refs(folder, result_id, model))
     elif isinstance(model, MultiCycleResult):
         cycle_ids = _cycle_ids(model)
-        for cycle, cycle_id in zip(model.cycle_results, cycle_ids, strict=True):
+        cycle_docs = cycle_documents(loaded.document, len(model.cycle_results))
+        for cycle, cycle_id, cycle_doc in zip(model.cycle_results, cycle_ids, cycle_docs,
+                                              strict=True):
             cycle_hash = _hash(cycle, imported) or _hash(model, imported)
             result_id = _result_id(model.experiment_id, cycle_id, cycle_hash)
             _add_result(rows, cycle, result_id, model.experiment_id, cycle_id, imported, base,
-                        None)
+                        cycle_doc)
             if not imported:
                 rows.timeseries_refs.extend(_result_refs(folder, result_id, cycle))
         rows.cycle_statistics.append(_cycle_statistics_row(model, rows.results, base))
@@ -149,23 +158,28 @@ def _add_result(
     )
 
 
-def _result_row(
-    agg: AggregatedResult,
-    result_id: str,
-    experiment_id: str,
-    cycle_id: int | None,
-    base: dict[str, Any],
-    document: dict[str, Any] | None,
-    processes: list[dict[str, Any]],
-) -> dict[str, Any]:
+def cycle_documents(document: dict[str, Any], count: int) -> list[dict[str, Any]]:
+    """The original document of each cycle of a multi-cycle file (empty where absent)."""
+    cycles = document.get("cycle_results")
+    if not isinstance(cycles, list) or len(cycles) != count:
+        return [{} for _ in range(count)]
+    return [c if isinstance(c, dict) else {} for c in cycles]
+
+
+def result_figures(agg: AggregatedResult, document: dict[str, Any] | None = None
+                   ) -> dict[str, Any]:
+    """The figures of one experiment result, flattened: what the store and the report show.
+
+    ``document`` is the result's original JSON (of the file, or of one cycle of a
+    multi-cycle file): a few facts of the earlier tool's files live only there.
+    """
     procs = agg.process_results
     complete = bool(procs) and len(procs) == agg.aggregation.num_processes
     breakdown = agg.energy_breakdown
     document = document or {}
+    config = agg.effective_config or {}
 
     energy = agg.total_energy_j
-    reason = agg.energy_unavailable_reason
-
     output_tokens = agg.output_tokens
     if output_tokens is None and complete:
         output_tokens = sum(p.inference_metrics.output_tokens for p in procs)
@@ -173,15 +187,13 @@ def _result_row(
     if input_tokens is None and complete:
         input_tokens = sum(p.inference_metrics.input_tokens for p in procs)
 
-    start, start_utc = _timestamp(agg.start_time)
-    end, _ = _timestamp(agg.end_time)
+    start, assumed = to_utc(agg.start_time)
+    end, _ = to_utc(agg.end_time)
     window_sec = agg.measured_window.duration_sec if agg.measured_window else None
     throughput, throughput_source = agg.output_tokens_per_second, "reported"
     if throughput is None:
-        wall_sec = window_sec
-        if wall_sec is None and start_utc == (agg.end_time.tzinfo is not None):
-            wall_sec = (agg.end_time - agg.start_time).total_seconds()
-        if output_tokens is not None and wall_sec and wall_sec > 0:
+        wall_sec = window_sec if window_sec is not None else (end - start).total_seconds()
+        if output_tokens is not None and wall_sec > 0:
             throughput, throughput_source = output_tokens / wall_sec, "derived_wall_window"
         else:
             throughput_source = None
@@ -191,33 +203,26 @@ def _result_row(
         per_output = energy / output_tokens
     if energy is None:
         per_output = None
-    per_token = agg.avg_energy_per_token_j if energy is not None else None
+    per_token = energy / agg.total_tokens if energy is not None and agg.total_tokens else None
 
     adjusted = breakdown.adjusted_j if breakdown else document.get("energy_adjusted_j")
     baseline_w = breakdown.baseline_power_w if breakdown else document.get("baseline_power_w")
     throttle = agg.thermal_throttle
     latency = agg.latency_stats
-    config = agg.effective_config or {}
     warnings = [
         *(agg.measurement_warnings or []),
         *agg.config_warnings,
         *agg.aggregation.warnings,
     ]
-    nested, fingerprint_text = _nested_json(agg, _RESULT_JSON_FIELDS, {"process_results"})
-    fingerprint = _sha256(fingerprint_text + "".join(p["fingerprint"] for p in processes))
+    source = agg.model_source or next((p.model_source for p in procs if p.model_source), None)
     return {
-        **base,
-        "result_id": result_id,
-        "experiment_id": experiment_id,
-        "experiment_name": _first(p.config_name for p in procs) or _str(config.get("config_name")),
-        "cycle_id": cycle_id,
-        "campaign": agg.campaign,
-        "run_id": agg.run_id,
+        "experiment_name": _str(config.get("config_name")) or _first(p.config_name for p in procs),
         "model_name": model_name(agg),
+        "model_provenance": model_provenance(source),
         "backend": agg.backend,
         "backend_version": agg.backend_version,
-        "precision": _str(config.get("precision")),
-        "batch_size": _batch_size(config),
+        "precision": precision_of(agg, document),
+        "batch_size": batch_size_of(agg),
         "config_hash": agg.config_hash or _str(document.get("measurement_config_hash")),
         "llem_version": agg.llem_version,
         "num_processes": agg.aggregation.num_processes,
@@ -226,11 +231,12 @@ def _result_row(
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "total_energy_j": energy,
+        "energy_raw_j": breakdown.raw_j if breakdown is not None else energy,
         "adjusted_energy_j": adjusted if energy is not None else None,
         "baseline_power_w": baseline_w,
         "baseline_method": breakdown.baseline_method if breakdown else None,
         "energy_source": agg.energy_source,
-        "energy_unavailable_reason": reason if energy is None else None,
+        "energy_unavailable_reason": agg.energy_unavailable_reason if energy is None else None,
         "energy_tracking_failed": agg.energy_tracking_failed,
         "energy_per_output_token_j": per_output,
         "energy_per_token_j": per_token,
@@ -242,17 +248,62 @@ def _result_row(
         "total_flops": agg.total_flops,
         "start_time": start,
         "end_time": end,
-        "timestamps_utc": start_utc,
+        "times_assumed_utc": assumed,
         "thermal_throttle_detected": throttle.detected if throttle else None,
         "max_temperature_c": throttle.max_temperature_c if throttle else None,
         "ttft_mean_ms": latency.ttft_mean_ms if latency else None,
         "itl_mean_ms": latency.itl_mean_ms if latency else None,
         "timeseries_path": agg.timeseries_path,
+        "warnings": warnings,
+    }
+
+
+def _result_row(
+    agg: AggregatedResult,
+    result_id: str,
+    experiment_id: str,
+    cycle_id: int | None,
+    base: dict[str, Any],
+    document: dict[str, Any] | None,
+    processes: list[dict[str, Any]],
+) -> dict[str, Any]:
+    figures = result_figures(agg, document)
+    config = agg.effective_config or {}
+    warnings = figures.pop("warnings")
+    nested, fingerprint_text = _nested_json(agg, _RESULT_JSON_FIELDS, {"process_results"})
+    fingerprint = _sha256(fingerprint_text + "".join(p["fingerprint"] for p in processes))
+    return {
+        **base,
+        **figures,
+        "result_id": result_id,
+        "experiment_id": experiment_id,
+        "cycle_id": cycle_id,
+        "campaign": agg.campaign,
+        "run_id": agg.run_id,
         **nested,
         "effective_config": json.dumps(config, ensure_ascii=False) if config else None,
         "warnings": json.dumps(warnings, ensure_ascii=False) if warnings else None,
         "fingerprint": fingerprint,
+        "measurement_fingerprint": measurement_fingerprint(experiment_id, cycle_id, figures),
+        "timeseries_missing": None,
     }
+
+
+#: Figures that identify a measurement whatever format the earlier tool wrote it in.
+_MEASUREMENT_KEYS = (
+    "config_hash", "start_time", "end_time", "total_tokens", "total_energy_j",
+    "adjusted_energy_j", "total_inference_time_sec", "total_flops",
+)
+
+
+def measurement_fingerprint(
+    experiment_id: str, cycle_id: int | None, figures: dict[str, Any]
+) -> str:
+    """SHA-256 of what was measured (not of how the file spelled it): the same measurement
+    written in two formats has the same one, two different measurements do not."""
+    parts = [experiment_id, cycle_id, *(figures[k] for k in _MEASUREMENT_KEYS)]
+    text = json.dumps([p.isoformat() if isinstance(p, datetime) else p for p in parts])
+    return _sha256(text)
 
 
 def model_name(agg: AggregatedResult) -> str | None:
@@ -279,11 +330,77 @@ def _gpu_name(agg: AggregatedResult) -> str | None:
     return _first(p.gpu_name for p in agg.process_results)
 
 
-def _batch_size(config: dict[str, Any]) -> int | None:
-    batching = config.get("batching")
-    value = batching.get("batch_size") if isinstance(batching, dict) else None
-    if value is None:
-        value = config.get("batch_size")
+#: Precision names as the store and the report show them, with the spellings that mean each.
+PRECISION_NAMES: dict[str, tuple[str, ...]] = {
+    "fp32": ("fp32", "float32", "float", "f32", "torch.float32", "32", "full"),
+    "fp16": ("fp16", "float16", "half", "f16", "torch.float16", "16"),
+    "bf16": ("bf16", "bfloat16", "torch.bfloat16"),
+    "fp8": ("fp8", "float8", "float8_e4m3fn", "e4m3"),
+    "int8": ("int8", "8bit", "8-bit", "load_in_8bit", "w8a8"),
+    "int4": ("int4", "4bit", "4-bit", "load_in_4bit", "w4a16"),
+}
+_PRECISION_OF = {alias: name for name, aliases in PRECISION_NAMES.items() for alias in aliases}
+_PRECISION_KEYS = ("precision", "dtype", "torch_dtype", "fp_precision", "compute_precision")
+
+
+def normalize_precision(value: Any) -> str | None:
+    """One precision vocabulary (fp32, fp16, bf16, fp8, int8, int4); other names kept as
+    written (lower case), nothing invented."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip().lower()
+    return _PRECISION_OF.get(text, text)
+
+
+def precision_of(agg: AggregatedResult, document: dict[str, Any]) -> str | None:
+    """The precision a result records: its config, else its process results' configs, else
+    the compute precision its process results state (only where the file states it; the v2
+    default 'fp16' of a file that says nothing is not a record)."""
+    configs = [agg.effective_config or {}, *(p.effective_config for p in agg.process_results)]
+    for config in configs:
+        for key in _PRECISION_KEYS:
+            if (name := normalize_precision(config.get(key))) is not None:
+                return name
+    stated = {
+        normalize_precision((p.get("compute_metrics") or {}).get("compute_precision"))
+        for p in document.get("process_results") or [] if isinstance(p, dict)
+    } - {None}
+    return stated.pop() if len(stated) == 1 else None
+
+
+def batch_size_of(agg: AggregatedResult) -> int | None:
+    """The configured batch size a result records: its own config (later line: also the
+    backend section, e.g. ``pytorch.batch_size``), else its process results' configs, else
+    their parameter provenance (v2); from processes only when they agree."""
+    own = _batch_size(agg.effective_config or {}, agg.backend)
+    if own is not None:
+        return own
+    procs = agg.process_results
+    for found in (
+        {_batch_size(p.effective_config, p.backend) for p in procs},
+        {_provenance_batch_size(p.parameter_provenance) for p in
+         [agg, *procs]},
+    ):
+        found.discard(None)
+        if found:
+            return found.pop() if len(found) == 1 else None
+    return None
+
+
+def _provenance_batch_size(provenance: dict[str, Any]) -> int | None:
+    entry = provenance.get("batching.batch_size") or provenance.get("batch_size")
+    return _int(entry.get("value")) if isinstance(entry, dict) else None
+
+
+def _batch_size(config: dict[str, Any], backend: str | None) -> int | None:
+    for section in ("batching", backend or "pytorch"):
+        part = config.get(section)
+        if isinstance(part, dict) and _int(part.get("batch_size")) is not None:
+            return _int(part.get("batch_size"))
+    return _int(config.get("batch_size"))
+
+
+def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -299,8 +416,8 @@ def _process_row(
     im = p.inference_metrics
     energy = em.total_energy_j
     reason = p.energy_unavailable_reason or em.unavailable_reason
-    start, start_utc = _timestamp(p.timestamps.start)
-    end, _ = _timestamp(p.timestamps.end)
+    start, assumed = to_utc(p.timestamps.start)
+    end, _ = to_utc(p.timestamps.end)
     breakdown = p.energy_breakdown
     nested, fingerprint_text = _nested_json(p, _PROCESS_JSON_FIELDS)
     return {
@@ -339,7 +456,7 @@ def _process_row(
         "start_time": start,
         "end_time": end,
         "duration_sec": p.timestamps.duration_sec,
-        "timestamps_utc": start_utc,
+        "times_assumed_utc": assumed,
         "timeseries_path": p.timeseries_path,
         **nested,
         "fingerprint": _sha256(fingerprint_text),
@@ -378,8 +495,8 @@ def _cycle_statistics_row(
                     "energy_per_output_token_std_j", "energy_per_output_token_ci_95_lower",
                     "energy_per_output_token_ci_95_upper", "energy_per_output_token_cv"):
             stats[key] = None
-    start, _ = _timestamp(multi.start_time)
-    end, _ = _timestamp(multi.end_time)
+    start, _ = to_utc(multi.start_time)
+    end, _ = to_utc(multi.end_time)
     names = {row["model_name"] for row in cycle_rows if row["model_name"]}
     hashes = {row["config_hash"] for row in cycle_rows if row["config_hash"]}
     return {
@@ -441,13 +558,16 @@ def _hash(model: Any, imported: bool) -> str | None:
     return None if imported else getattr(model, "config_hash", None)
 
 
-def _timestamp(value: datetime | None) -> tuple[datetime | None, bool | None]:
-    """(naive datetime, is_utc): aware values in UTC, naive ones kept as written."""
-    if value is None:
-        return None, None
+def to_utc(value: datetime) -> tuple[datetime, bool]:
+    """(the time in UTC, whether UTC was assumed).
+
+    A naive time (the earlier tool wrote local time without an offset) is read as UTC: its
+    own files show it ran with UTC as local time (a later-line baseline stamped ``Z`` plus its
+    cache age is the result's naive end time). The flag lets a query pick such rows out.
+    """
     if value.tzinfo is None:
-        return value, False
-    return value.astimezone(UTC).replace(tzinfo=None), True
+        return value.replace(tzinfo=UTC), True
+    return value.astimezone(UTC), False
 
 
 def _measured(value: float | None, imported: bool) -> float | None:

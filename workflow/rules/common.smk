@@ -38,7 +38,7 @@ def get_experiment(wildcards):
 
 
 def get_model_spec(wildcards):
-    """Spec prepare-model reads: the first experiment using this model key."""
+    """Spec prepare-model reads: the per-model-key file, the same for every campaign."""
     return PLAN.model_spec_path(wildcards.model_key)
 
 

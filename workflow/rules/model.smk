@@ -3,8 +3,9 @@
 
 rule prepare_model:
     input:
-        # The model key fixes everything preparation depends on, so edits to the rest of this
-        # experiment's config must not prepare the model again.
+        # resources/model_specs/<model_key>.json holds only what the model key fixes, so
+        # neither another campaign with this model nor an edit of an experiment's other
+        # fields prepares the model again (and re-measures everything downstream).
         spec=ancient(get_model_spec),
     output:
         marker="resources/models/{model_key}/llem-model.json",
