@@ -8,7 +8,8 @@ are kept inside the files too, so their exact text survives the round trip throu
 per table, nested data as JSON text.
 
 The export is written into a temporary folder next to ``out`` and renamed into place, so an
-interrupted export leaves no half-written folder behind.
+interrupted export leaves no half-written folder behind. A place that cannot be written, or
+a damaged store, is refused before anything is written.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llem.errors import StoreError
+from llem.errors import StoreError, shown_name
 from llem.store import EXPORT_FORMATS
-from llem.store.connection import Notify, open_store_read_only
+from llem.store.connection import Notify, open_store_read_only, verify_store
 from llem.store.ddl import RESULTS, TABLES
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
 from llem.store.query import execute
@@ -50,12 +51,18 @@ def export_store(
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StoreError(f"{out}: exists and is not an empty folder; choose a new --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise StoreError(
+            f"{shown_name(out)}: cannot write the export there: {exc.strerror or exc}"
+        ) from exc
     report = ExportReport(out)
     conn = open_store_read_only(store, lock_timeout_sec=lock_timeout_sec, notify=notify)
     try:
+        verify_store(conn, store)
         for table in TABLES:
             count = execute(conn, f"SELECT count(*) FROM {table.name}").rows[0][0]
             report.rows[table.name] = count
