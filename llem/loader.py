@@ -203,7 +203,7 @@ def parse_document(
     try:
         model = _to_v3(document, fmt)
     except ValidationError as exc:
-        first = exc.errors()[0]
+        first = _first_error_in(document, exc.errors())
         raise ResultLoadError(
             f"{shown_name(source)}: {format_label(fmt)}: {json_path(first['loc'])}: "
             f"{first['msg']}"
@@ -219,6 +219,23 @@ def parse_document(
         content_sha256=content_sha256,
         model=model,
     )
+
+
+def _first_error_in(document: Any, errors: list[Any]) -> Any:
+    """The first model error at a place the file itself has (an older file's figure, rather
+    than the v3 field the upgrade copied it into), else the first error."""
+    for error in errors:
+        node = document
+        for part in error["loc"]:
+            found = (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            )
+            if not found:
+                break
+            node = node[part]
+        else:
+            return error
+    return errors[0]
 
 
 def detect_format(document: Any, source: str = "<document>") -> str:

@@ -46,18 +46,28 @@ def is_lock_conflict(error: BaseException) -> bool:
     return isinstance(error, duckdb.IOException) and "Could not set lock" in str(error)
 
 
-def is_damage(error: BaseException) -> bool:
-    """Whether a DuckDB error means the store file is damaged (corrupt, truncated)."""
-    return isinstance(error, duckdb.Error) and any(m in str(error) for m in _DAMAGE_MARKERS)
+def is_damage(error: BaseException | None) -> bool:
+    """Whether a DuckDB error, or the DuckDB error behind another, means the store file is
+    damaged (corrupt, truncated)."""
+    return _damage(error) is not None
+
+
+def _damage(error: BaseException | None) -> BaseException | None:
+    while error is not None:
+        if isinstance(error, duckdb.Error) and any(m in str(error) for m in _DAMAGE_MARKERS):
+            return error
+        error = error.__cause__
+    return None
 
 
 def store_error(path: str | Path, error: BaseException, failed: str) -> StoreError:
     """One line for a DuckDB failure on the store at ``path``: what ``failed``, and whether
     the file is damaged."""
-    if is_damage(error):
+    damage = _damage(error)
+    if damage is not None:
         return StoreError(
             f"{shown_name(path)}: store file is damaged ({failed}); restore it from a backup: "
-            f"{_one_line(error)}"
+            f"{_one_line(damage)}"
         )
     return StoreError(f"{shown_name(path)}: {failed}: {_one_line(error)}")
 
