@@ -44,8 +44,8 @@ _LATER_LINE_VERSIONS = ("2.0", "3.0")
 #: serialization) far from Python's recursion limit.
 MAX_JSON_DEPTH = 100
 
-#: Text that may hold a number too large for a float (a 3-digit exponent, or 300 digits).
-_MAYBE_HUGE_NUMBER = re.compile(r"[eE]\+?0*[1-9][0-9]{2}|[0-9]{300}")
+#: A JSON escape of a UTF-16 surrogate (paired or not; the document then tells).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 #: Marks energy of v2 imports: the earlier tool did not record its source per figure.
 UNRECORDED_SOURCE = "unrecorded"
@@ -103,8 +103,7 @@ def decode_document(content: bytes, source: str = "<document>") -> tuple[str, An
     name = shown_name(source)
     try:
         text = content.decode("utf-8-sig")
-        parse_float = _finite_float if _MAYBE_HUGE_NUMBER.search(text) else float
-        document = json.loads(text, parse_constant=_reject_constant, parse_float=parse_float)
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except UnicodeDecodeError as exc:
         raise ResultLoadError(f"{name}: not UTF-8 text: {exc.reason}") from exc
     except json.JSONDecodeError as exc:
@@ -121,7 +120,7 @@ def decode_document(content: bytes, source: str = "<document>") -> tuple[str, An
         document, MAX_JSON_DEPTH
     ):
         raise ResultLoadError(_too_deep(name))
-    if "\\ud" in text or "\\uD" in text:
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         where = _unpaired_surrogate(document)
         if where is not None:
             raise ResultLoadError(
@@ -137,7 +136,7 @@ def _too_deep(name: str) -> str:
 
 def _deeper_than(document: Any, limit: int) -> bool:
     """Whether arrays and objects nest more than ``limit`` levels (walked level by level)."""
-    level = [document]
+    level = [document] if isinstance(document, dict | list) else []
     for _ in range(limit):
         below: list[Any] = []
         for node in level:
@@ -180,9 +179,9 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON (a number that is not finite)")
 
 
-def _finite_float(literal: str) -> float:
+def _finite_float(literal: str, _isfinite: Any = math.isfinite) -> float:
     value = float(literal)
-    if not math.isfinite(value):
+    if not _isfinite(value):
         raise ValueError(f"{literal[:40]} is too large for a float (a number that is not finite)")
     return value
 
