@@ -7,6 +7,15 @@ for these.
 from __future__ import annotations
 
 
+def shown_name(name: object) -> str:
+    """A file name as messages show it: as is when plain, else quoted with its control
+    characters escaped, so a name can never break a message line or fake another one."""
+    text = str(name)
+    if text and text.isprintable() and text[0] not in "'\"":
+        return text
+    return repr(text)
+
+
 class LlemError(Exception):
     """Base of every error llem raises on purpose."""
 

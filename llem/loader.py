@@ -17,13 +17,17 @@ thermal bit is; throttle timestamps that are not seconds within the window (it w
 empty ``energy_source`` becomes ``unrecorded``.
 
 Every failure is a :class:`~llem.errors.ResultLoadError` whose message is one line naming the
-file and the problem.
+file (quoted where its name holds control characters) and the problem. Documents nested deeper
+than :data:`MAX_JSON_DEPTH` and strings that are not Unicode text are refused when decoded, so
+no later step (schema, models, store) meets them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -33,8 +37,8 @@ from pydantic import ValidationError
 
 from llem.constants import SCHEMA_VERSION, V2_SCHEMA_VERSION, WRITTEN_BY_LLEM
 from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
-from llem.errors import ResultLoadError
-from llem.schema import validate_document
+from llem.errors import ResultLoadError, shown_name
+from llem.schema import json_path, validate_document
 
 ResultModel = RawProcessResult | AggregatedResult | MultiCycleResult
 
@@ -44,6 +48,14 @@ _V3_MODELS: dict[str, type[ResultModel]] = {
     "multi_cycle": MultiCycleResult,
 }
 _LATER_LINE_VERSIONS = ("2.0", "3.0")
+
+#: Deepest nesting of arrays and objects a result may have. llem's own results nest about ten
+#: levels; the bound keeps every recursive step after decoding (schema validation, models,
+#: serialization) far from Python's recursion limit.
+MAX_JSON_DEPTH = 100
+
+#: A JSON escape of a UTF-16 surrogate (paired or not; the document then tells).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 #: Marks energy of v2 imports: the earlier tool did not record its source per figure.
 UNRECORDED_SOURCE = "unrecorded"
@@ -91,7 +103,9 @@ def read_result(path: str | Path) -> LoadedResult:
     try:
         content = Path(path).read_bytes()
     except OSError as exc:
-        raise ResultLoadError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+        raise ResultLoadError(
+            f"{shown_name(source)}: cannot read: {exc.strerror or exc}"
+        ) from exc
     _, document = decode_document(content, source)
     return parse_document(document, source, hashlib.sha256(content).hexdigest())
 
@@ -100,24 +114,95 @@ def decode_document(content: bytes, source: str = "<document>") -> tuple[str, An
     """The text and parsed JSON of a file's bytes; one-line ResultLoadError otherwise.
 
     NaN and Infinity are refused: they are not JSON, and a result must say null, with a
-    reason, for a figure it could not measure.
+    reason, for a figure it could not measure; so are numbers too large for a float (``1e400``,
+    which Python would read as infinity). So are documents nested deeper than
+    :data:`MAX_JSON_DEPTH` and strings holding an unpaired surrogate escape (``"\\ud800"``),
+    which no UTF-8 file or store column can hold.
     """
+    name = shown_name(source)
     try:
         text = content.decode("utf-8-sig")
-        return text, json.loads(text, parse_constant=_reject_constant)
+        document = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except UnicodeDecodeError as exc:
-        raise ResultLoadError(f"{source}: not UTF-8 text: {exc.reason}") from exc
+        raise ResultLoadError(f"{name}: not UTF-8 text: {exc.reason}") from exc
     except json.JSONDecodeError as exc:
         what = "truncated JSON" if exc.pos >= len(content.rstrip()) else "invalid JSON"
         raise ResultLoadError(
-            f"{source}: {what} at line {exc.lineno} column {exc.colno}: {exc.msg}"
+            f"{name}: {what} at line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from exc
     except ValueError as exc:
-        raise ResultLoadError(f"{source}: {exc}") from exc
+        raise ResultLoadError(f"{name}: {exc}") from exc
+    except RecursionError:
+        raise ResultLoadError(_too_deep(name)) from None
+    # Nesting cannot exceed the number of opening brackets; most results have fewer.
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _deeper_than(
+        document, MAX_JSON_DEPTH
+    ):
+        raise ResultLoadError(_too_deep(name))
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        where = _unpaired_surrogate(document)
+        if where is not None:
+            raise ResultLoadError(
+                f"{name}: {where}: string holds an unpaired UTF-16 surrogate escape, which is "
+                "not Unicode text"
+            )
+    return text, document
+
+
+def _too_deep(name: str) -> str:
+    return f"{name}: JSON nested deeper than {MAX_JSON_DEPTH} levels (not a result document)"
+
+
+def _deeper_than(document: Any, limit: int) -> bool:
+    """Whether arrays and objects nest more than ``limit`` levels (walked level by level)."""
+    level = [document] if isinstance(document, dict | list) else []
+    for _ in range(limit):
+        below: list[Any] = []
+        for node in level:
+            values = node.values() if isinstance(node, dict) else node
+            below.extend(v for v in values if isinstance(v, dict | list))
+        if not below:
+            return False
+        level = below
+    return True
+
+
+def _unpaired_surrogate(document: Any) -> str | None:
+    """JSON path of the first key or string that is not valid Unicode text, if any."""
+    stack: list[tuple[Any, list[Any]]] = [(document, [])]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if not is_unicode_text(node):
+                return json_path(path)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if not is_unicode_text(key):
+                    return json_path(path)
+                stack.append((value, [*path, key]))
+        elif isinstance(node, list):
+            stack.extend((value, [*path, i]) for i, value in enumerate(node))
+    return None
+
+
+def is_unicode_text(value: str) -> bool:
+    """Whether ``value`` can be written as UTF-8 (no unpaired surrogates)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON (a number that is not finite)")
+
+
+def _finite_float(literal: str, _isfinite: Any = math.isfinite) -> float:
+    value = float(literal)
+    if not _isfinite(value):
+        raise ValueError(f"{literal[:40]} is too large for a float (a number that is not finite)")
+    return value
 
 
 def parse_document(
@@ -132,13 +217,15 @@ def parse_document(
     errors = validate_document(document, schema_format(fmt))
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ResultLoadError(f"{source}: {format_label(fmt)}: {errors[0]}{more}")
+        raise ResultLoadError(f"{shown_name(source)}: {format_label(fmt)}: {errors[0]}{more}")
     try:
         model = _to_v3(document, fmt)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
-        raise ResultLoadError(f"{source}: {format_label(fmt)}: {loc}: {first['msg']}") from exc
+        first = _first_error_in(document, exc.errors())
+        raise ResultLoadError(
+            f"{shown_name(source)}: {format_label(fmt)}: {json_path(first['loc'])}: "
+            f"{first['msg']}"
+        ) from exc
     if content_sha256 is None:
         canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
         content_sha256 = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
@@ -152,23 +239,41 @@ def parse_document(
     )
 
 
+def _first_error_in(document: Any, errors: list[Any]) -> Any:
+    """The first model error at a place the file itself has (an older file's figure, rather
+    than the v3 field the upgrade copied it into), else the first error."""
+    for error in errors:
+        node = document
+        for part in error["loc"]:
+            found = (isinstance(node, dict) and part in node) or (
+                isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+            )
+            if not found:
+                break
+            node = node[part]
+        else:
+            return error
+    return errors[0]
+
+
 def detect_format(document: Any, source: str = "<document>") -> str:
     """The format of a document by shape and version; a clear error when it is no result."""
+    name = shown_name(source)
     if not isinstance(document, dict):
         kind = type(document).__name__.replace("dict", "object").replace("list", "array")
-        raise ResultLoadError(f"{source}: not a result document (top level is a JSON {kind})")
+        raise ResultLoadError(f"{name}: not a result document (top level is a JSON {kind})")
     version = document.get("schema_version")
     if "measurement_config_hash" in document:
         if version not in _LATER_LINE_VERSIONS:
             raise ResultLoadError(
-                f"{source}: unknown schema version {version!r} for a result with "
+                f"{name}: unknown schema version {version!r} for a result with "
                 "measurement_config_hash (known: '2.0', '3.0')"
             )
         return "later_line"
     shape = _shape(document)
     if shape is None:
         raise ResultLoadError(
-            f"{source}: not a result document (no per-process, aggregated or multi-cycle "
+            f"{name}: not a result document (no per-process, aggregated or multi-cycle "
             "result fields)"
         )
     if version is None or version == V2_SCHEMA_VERSION:
@@ -176,7 +281,7 @@ def detect_format(document: Any, source: str = "<document>") -> str:
     if version == SCHEMA_VERSION:
         return f"v3_{shape}" if written_by_llem(document) else f"{UPSTREAM_V3_PREFIX}v3_{shape}"
     raise ResultLoadError(
-        f"{source}: unknown schema version {version!r} (llem reads {V2_SCHEMA_VERSION}, "
+        f"{name}: unknown schema version {version!r} (llem reads {V2_SCHEMA_VERSION}, "
         f"{SCHEMA_VERSION} and the later line '2.0'/'3.0')"
     )
 

@@ -1,13 +1,14 @@
-"""Validate result files against the JSON Schema of their own format, reporting every failure.
+"""Validate result files and folders: ingest's verdict on each file, without a store.
 
-A file without schema errors is then judged as ``llem ingest`` judges it on its own (the
-conversion, its rows, the time-series files it names; see ``llem.store.ingest.check_file``),
-so ``validate`` and ``ingest`` give the same verdict on every file; only conflicts with
-results already in a store are left to ingest.
+A file is valid when ``llem ingest`` would store it (into a store that does not hold it yet):
+the same reading, JSON, schema, v3 model, row and time-series checks run, through
+:func:`llem.store.ingest.check_paths`, so the two commands never disagree about a file. For
+a file its schema refuses, every schema failure is reported, not only the first.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from llem.schema import validate_document
 
 @dataclass
 class FileReport:
-    """Validation outcome of one file: its format label and every error line."""
+    """Validation outcome of one file (or folder): its format label and every error line."""
 
     path: str
     label: str = "unknown"
@@ -26,32 +27,43 @@ class FileReport:
     warnings: list[str] = field(default_factory=list)
 
 
-def validate_file(path: str | Path) -> FileReport:
-    """Every schema failure of one file (``$.json.path: reason``), or none."""
-    report = FileReport(str(path))
-    try:
-        content = Path(path).read_bytes()
-    except OSError as exc:
-        report.errors.append(f"cannot read: {exc.strerror or exc}")
-        return report
-    try:
-        _, document = decode_document(content, str(path))
-        fmt = detect_format(document, str(path))
-    except ResultLoadError as exc:
-        report.errors.append(str(exc).removeprefix(f"{path}: "))
-        return report
-    report.label = format_label(fmt)
-    report.errors.extend(validate_document(document, schema_format(fmt)))
-    if not report.errors:
-        from llem.store.ingest import REFUSED, check_file
+@dataclass
+class ValidationReport:
+    """Every file's outcome, and the non-result JSON files of folders that were skipped."""
 
-        verdict = check_file(path)
-        if verdict.status == REFUSED:
-            report.errors.append(verdict.reason or "refused")
-        report.warnings.extend(verdict.warnings)
+    files: list[FileReport] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def invalid(self) -> int:
+        return sum(1 for f in self.files if f.errors)
+
+
+def validate_paths(paths: Sequence[str | Path]) -> ValidationReport:
+    """Validate files, and ``*.json`` under folders, as ``llem ingest`` would take them."""
+    from llem.store.ingest import REFUSED, check_paths
+
+    checked = check_paths(paths)
+    report = ValidationReport(skipped=list(checked.skipped))
+    for outcome in checked.files:
+        file_report = FileReport(outcome.path)
+        if outcome.format is not None:
+            file_report.label = format_label(outcome.format)
+        if outcome.status == REFUSED:
+            file_report.errors = _schema_errors(Path(outcome.path)) or [outcome.reason or ""]
+        file_report.warnings.extend(outcome.warnings)
+        report.files.append(file_report)
     return report
 
 
-def validate_files(paths: list[str]) -> list[FileReport]:
-    """Validate each file independently."""
-    return [validate_file(p) for p in paths]
+def _schema_errors(path: Path) -> list[str]:
+    """Every schema failure of a file in its own format; empty if the schema is not what
+    refused it."""
+    try:
+        if not path.is_file():
+            return []
+        _, document = decode_document(path.read_bytes(), str(path))
+        fmt = detect_format(document, str(path))
+    except (OSError, ResultLoadError):
+        return []
+    return validate_document(document, schema_format(fmt))

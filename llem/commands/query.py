@@ -28,10 +28,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _query(args: argparse.Namespace) -> int:
+    from llem.errors import LlemError
     from llem.store.formatting import render
+    from llem.store.lock import is_damage, store_error
     from llem.store.query import run_query
 
     sql = sys.stdin.read() if args.sql == "-" else args.sql
-    result = run_query(args.store, sql, lock_timeout_sec=args.lock_timeout_sec, notify=notify)
+    try:
+        result = run_query(args.store, sql, lock_timeout_sec=args.lock_timeout_sec,
+                           notify=notify)
+    except LlemError as exc:
+        if is_damage(exc):  # a damaged block met by the statement
+            raise store_error(args.store, exc, "cannot read store") from exc
+        raise
     sys.stdout.write(render(result, args.format))
     return 0

@@ -40,9 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _results(args: argparse.Namespace) -> int:
+    from llem.errors import LlemError
     from llem.store.connection import open_store_read_only
     from llem.store.formatting import render
     from llem.store.history import compare_results, list_results, show_processes, show_result
+    from llem.store.lock import is_damage, store_error
 
     conn = open_store_read_only(
         args.store, lock_timeout_sec=args.lock_timeout_sec, notify=notify
@@ -60,6 +62,10 @@ def _results(args: argparse.Namespace) -> int:
                 out += "\nprocess results:\n" + render(show_processes(conn, args.id), "table")
         else:
             out = render(compare_results(conn, args.first, args.second), args.format)
+    except LlemError as exc:
+        if is_damage(exc):  # a damaged block met while reading
+            raise store_error(args.store, exc, "cannot read store") from exc
+        raise
     finally:
         conn.close()
     sys.stdout.write(out)

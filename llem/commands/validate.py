@@ -1,33 +1,39 @@
-"""``llem validate FILE...``: check result files against the schema of their own format."""
+"""``llem validate PATH...``: would ``llem ingest`` take these files? Checked without a store."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from llem.validation import validate_files
+from llem.errors import shown_name
+from llem.validation import validate_paths
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "validate",
         help="Validate result files against the JSON Schema of their format (v3, v2, later line).",
+        description="Check result files and folders (*.json, recursively) exactly as 'llem "
+        "ingest' checks them, without a store: schema of their own format, v3 model, values "
+        "the store can hold, time series they name. Exit status 0 only if every file is valid.",
     )
-    parser.add_argument("files", nargs="+", metavar="FILE", help="Result JSON files.")
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="Result files or folders.")
     parser.set_defaults(func=_validate)
 
 
 def _validate(args: argparse.Namespace) -> int:
-    reports = validate_files(args.files)
-    failed = 0
-    for report in reports:
-        if report.errors:
-            failed += 1
-            for line in report.errors:
-                print(f"{report.path}: {line}", file=sys.stderr)
+    report = validate_paths(args.paths)
+    for file in report.files:
+        name = shown_name(file.path)
+        if file.errors:
+            for line in file.errors:
+                print(f"{name}: {line}", file=sys.stderr)
         else:
-            print(f"{report.path}: valid {report.label}")
-        for line in report.warnings:
-            print(f"{report.path}: warning: {line}", file=sys.stderr)
-    print(f"{len(reports) - failed} valid, {failed} invalid")
-    return 0 if failed == 0 else 1
+            print(f"{name}: valid {file.label}")
+        for line in file.warnings:
+            print(f"{name}: warning: {line}", file=sys.stderr)
+    line = f"{len(report.files) - report.invalid} valid, {report.invalid} invalid"
+    if report.skipped:
+        line += f", {len(report.skipped)} non-result JSON skipped"
+    print(line)
+    return 0 if report.invalid == 0 else 1

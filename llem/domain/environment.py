@@ -11,7 +11,7 @@ import re
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llem.domain.types import Timestamp
+from llem.domain.types import Count, Int64, Timestamp
 
 
 class _Env(BaseModel):
@@ -26,10 +26,10 @@ class GPUEnvironment(_Env):
         default=None, description="Total VRAM in MB; null when it cannot be read."
     )
     compute_capability: str | None = Field(default=None, description='e.g., "8.0"')
-    pcie_gen: int | None = Field(default=None, description="PCIe generation")
+    pcie_gen: Int64 | None = Field(default=None, description="PCIe generation")
     mig_enabled: bool = Field(default=False, description="Whether MIG mode is enabled.")
     uuid: str | None = Field(default=None, description="NVML UUID, the stable identity.")
-    index: int | None = Field(default=None, description="NVML (physical) index.")
+    index: Int64 | None = Field(default=None, description="NVML (physical) index.")
     pci_bus_id: str | None = Field(default=None, description="PCI bus id.")
     persistence_mode: bool | None = Field(default=None, description="Persistence mode on.")
     energy_counter_supported: bool | None = Field(
@@ -60,7 +60,7 @@ class CPUEnvironment(_Env):
     governor: str = Field(default="unknown", description="CPU frequency governor")
     model: str | None = Field(default=None, description="CPU model string")
     platform: str = Field(description="OS platform (Linux, etc.)")
-    logical_cores: int | None = Field(default=None, description="Logical CPU count.")
+    logical_cores: Count | None = Field(default=None, description="Logical CPU count.")
 
 
 class ContainerEnvironment(_Env):

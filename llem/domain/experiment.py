@@ -27,7 +27,7 @@ from llem.domain.metrics import (
     ThermalThrottleInfo,
     WarmupResult,
 )
-from llem.domain.types import Timestamp
+from llem.domain.types import Count, EnergyJ, Int64, Timestamp
 
 
 class _Result(BaseModel):
@@ -48,7 +48,7 @@ class AggregationMetadata(_Result):
     method: str = Field(
         default="sum_energy_avg_throughput", description="Aggregation method name."
     )
-    num_processes: int = Field(description="Process results combined.")
+    num_processes: Count = Field(description="Process results combined.")
     temporal_overlap_verified: bool = Field(
         default=False, description="Whether the processes' windows were checked to overlap."
     )
@@ -86,11 +86,11 @@ class _V3Provenance(_Result):
     measured_window: MeasuredWindow | None = Field(
         default=None, description="The interval energy and throughput refer to."
     )
-    output_tokens: int | None = Field(default=None, description="Output tokens generated.")
+    output_tokens: Count | None = Field(default=None, description="Output tokens generated.")
     output_tokens_per_second: float | None = Field(
         default=None, description="Output tokens over the measured wall window."
     )
-    energy_per_output_token_j: float | None = Field(
+    energy_per_output_token_j: EnergyJ | None = Field(
         default=None, description="Energy of record per output token, J; null if unmeasured."
     )
     phase_energy: PhaseEnergy | None = Field(
@@ -102,7 +102,7 @@ class _V3Provenance(_Result):
     measurement_warnings: list[str] | None = Field(
         default=None, description="Warnings about the validity of this measurement."
     )
-    cycle_id: int | None = Field(default=None, description="Cycle index, from 0.")
+    cycle_id: Int64 | None = Field(default=None, description="Cycle index, from 0.")
 
 
 class RawProcessResult(_V3Provenance):
@@ -112,8 +112,8 @@ class RawProcessResult(_V3Provenance):
     experiment_id: str = Field(description="Experiment identifier.")
     backend: str = Field(default="pytorch", description="Inference backend.")
     backend_version: str | None = Field(default=None, description="Backend version.")
-    process_index: int = Field(description="Rank of this process.")
-    gpu_id: int = Field(description="Device index used by this process (-1 for CPU).")
+    process_index: Int64 = Field(description="Rank of this process.")
+    gpu_id: Int64 = Field(description="Device index used by this process (-1 for CPU).")
     gpu_name: str = Field(default="", description="Device name.")
     gpu_is_mig: bool = Field(default=False, description="Whether the GPU is a MIG slice.")
     gpu_mig_profile: str | None = Field(default=None, description="MIG profile, if any.")
@@ -178,8 +178,8 @@ class AggregatedResult(_V3Provenance):
     backend: str = Field(default="pytorch", description="Inference backend.")
     backend_version: str | None = Field(default=None, description="Backend version.")
     aggregation: AggregationMetadata = Field(description="How processes were combined.")
-    total_tokens: int = Field(description="Sum of tokens over processes.")
-    total_energy_j: float | None = Field(
+    total_tokens: Count = Field(description="Sum of tokens over processes.")
+    total_energy_j: EnergyJ | None = Field(
         description="Sum of energy over distinct devices, J; null if unmeasured."
     )
     total_inference_time_sec: float = Field(
@@ -188,7 +188,7 @@ class AggregatedResult(_V3Provenance):
     avg_tokens_per_second: float = Field(
         description="v2 compatibility: mean of per-process total-token rates."
     )
-    avg_energy_per_token_j: float | None = Field(
+    avg_energy_per_token_j: EnergyJ | None = Field(
         description="Total energy over total tokens, J; null if unmeasured."
     )
     total_flops: float = Field(description="Sum of FLOPs over processes.")
@@ -230,7 +230,7 @@ class AggregatedResult(_V3Provenance):
     )
     # llem
     model_name: str | None = Field(default=None, description="Model name.")
-    input_tokens: int | None = Field(default=None, description="Input tokens, no padding.")
+    input_tokens: Count | None = Field(default=None, description="Input tokens, no padding.")
     timeseries_paths: list[str] | None = Field(
         default=None, description="Every process's time-series file, relative to this file."
     )
@@ -244,7 +244,7 @@ class CycleStatistics(_Result):
     positive axis. ``num_cycles`` is the n of every interval.
     """
 
-    num_cycles: int = Field(description="Cycles the statistics cover.")
+    num_cycles: Count = Field(description="Cycles the statistics cover.")
     energy_mean_j: float | None = Field(default=None, description="Mean energy, J.")
     energy_std_j: float | None = Field(default=None, description="Sample std of energy, J.")
     energy_ci_95_lower: float | None = Field(default=None, description="95% CI lower, J.")
@@ -291,7 +291,7 @@ class CycleStatistics(_Result):
 class CycleMetadata(_Result):
     """One cycle of a multi-cycle run."""
 
-    cycle_id: int = Field(description="Cycle index.")
+    cycle_id: Int64 = Field(description="Cycle index.")
     timestamp: Timestamp = Field(description="When the cycle ran.")
     gpu_temperature_c: float | None = Field(default=None, description="GPU temperature, C.")
     system_load: float | None = Field(default=None, description="System load average.")
@@ -304,7 +304,7 @@ class MultiCycleResult(_Result):
     experiment_id: str = Field(description="Base experiment identifier.")
     backend: str = Field(default="pytorch", description="Inference backend.")
     backend_version: str | None = Field(default=None, description="Backend version.")
-    num_cycles: int = Field(description="Number of cycles.")
+    num_cycles: Count = Field(description="Number of cycles.")
     statistics: CycleStatistics = Field(description="Statistics across cycles.")
     cycle_results: list[AggregatedResult] = Field(description="One result per cycle.")
     cycle_metadata: list[CycleMetadata] = Field(

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from llem.domain.types import Timestamp
+from llem.domain.types import Count, EnergyJ, Timestamp
 
 
 class _Metrics(BaseModel):
@@ -29,9 +29,9 @@ class _Metrics(BaseModel):
 class InferenceMetrics(_Metrics):
     """Token counts and timing of one process's inference."""
 
-    total_tokens: int = Field(description="Input plus output tokens processed (no padding).")
-    input_tokens: int = Field(description="Prompt tokens, counted without padding.")
-    output_tokens: int = Field(
+    total_tokens: Count = Field(description="Input plus output tokens processed (no padding).")
+    input_tokens: Count = Field(description="Prompt tokens, counted without padding.")
+    output_tokens: Count = Field(
         description="Tokens actually generated, up to and including EOS, without padding."
     )
     inference_time_sec: float = Field(description="Wall time of the measured inference window.")
@@ -57,14 +57,14 @@ class InferenceMetrics(_Metrics):
 class EnergyMetrics(_Metrics):
     """Energy of one process's measured window. Unmeasured figures are null, never 0."""
 
-    total_energy_j: float | None = Field(
+    total_energy_j: EnergyJ | None = Field(
         description="Energy of record over the measured window in joules; null if unmeasured."
     )
-    gpu_energy_j: float | None = Field(default=None, description="GPU energy in joules.")
-    cpu_energy_j: float | None = Field(
+    gpu_energy_j: EnergyJ | None = Field(default=None, description="GPU energy in joules.")
+    cpu_energy_j: EnergyJ | None = Field(
         default=None, description="CPU package energy in joules."
     )
-    ram_energy_j: float | None = Field(default=None, description="DRAM energy in joules.")
+    ram_energy_j: EnergyJ | None = Field(default=None, description="DRAM energy in joules.")
     gpu_power_w: float | None = Field(
         default=None, description="Mean GPU power over the window in watts."
     )
@@ -75,7 +75,7 @@ class EnergyMetrics(_Metrics):
     emissions_kg_co2: float | None = Field(
         default=None, description="Estimated emissions in kg CO2-eq; null when not estimated."
     )
-    energy_per_token_j: float | None = Field(
+    energy_per_token_j: EnergyJ | None = Field(
         default=None, description="Energy per total token in joules."
     )
     energy_source: str | None = Field(
@@ -121,10 +121,10 @@ class LatencyMeasurements(_Metrics):
     itl_trimmed_ms: list[float] = Field(
         default_factory=list, description="Inter-token latencies without the first and last."
     )
-    request_count: int = Field(default=0, description="Requests measured.")
-    total_output_tokens: int = Field(default=0, description="Output tokens measured.")
-    excluded_tokens: int = Field(default=0, description="Tokens excluded from statistics.")
-    warmup_requests_excluded: int = Field(default=0, description="Warmup requests excluded.")
+    request_count: Count = Field(default=0, description="Requests measured.")
+    total_output_tokens: Count = Field(default=0, description="Output tokens measured.")
+    excluded_tokens: Count = Field(default=0, description="Tokens excluded from statistics.")
+    warmup_requests_excluded: Count = Field(default=0, description="Warmup requests excluded.")
     streaming_mode: bool = Field(default=False, description="Whether a streamer was used.")
     measurement_mode: Literal["true_streaming", "per_request_batch", "proportional"] = Field(
         default="per_request_batch", description="How per-token timings were obtained."
@@ -143,14 +143,14 @@ class LatencyStatistics(_Metrics):
     ttft_p99_ms: float = Field(description="99th percentile time to first token, ms.")
     ttft_min_ms: float = Field(description="Minimum time to first token, ms.")
     ttft_max_ms: float = Field(description="Maximum time to first token, ms.")
-    ttft_samples: int = Field(description="Number of TTFT samples.")
+    ttft_samples: Count = Field(description="Number of TTFT samples.")
     itl_mean_ms: float | None = Field(default=None, description="Mean inter-token latency, ms.")
     itl_median_ms: float | None = Field(
         default=None, description="Median inter-token latency, ms."
     )
     itl_p95_ms: float | None = Field(default=None, description="p95 inter-token latency, ms.")
     itl_p99_ms: float | None = Field(default=None, description="p99 inter-token latency, ms.")
-    itl_samples: int = Field(default=0, description="Number of inter-token latency samples.")
+    itl_samples: Count = Field(default=0, description="Number of inter-token latency samples.")
     itl_full_mean_ms: float | None = Field(
         default=None, description="Mean of all inter-token latencies incl. first/last, ms."
     )
@@ -169,7 +169,7 @@ class LatencyStatistics(_Metrics):
     e2e_p99_ms: float | None = Field(
         default=None, description="p99 per-request end-to-end latency, ms."
     )
-    e2e_samples: int = Field(default=0, description="Number of end-to-end latency samples.")
+    e2e_samples: Count = Field(default=0, description="Number of end-to-end latency samples.")
 
 
 class MemoryEfficiencyMetrics(_Metrics):
@@ -197,7 +197,7 @@ class GPUUtilisationMetrics(_Metrics):
     sm_utilisation_mean: float | None = Field(
         default=None, description="Mean SM utilisation, percent."
     )
-    sm_utilisation_samples: int = Field(default=0, description="Number of samples.")
+    sm_utilisation_samples: Count = Field(default=0, description="Number of samples.")
     memory_bandwidth_utilisation: float | None = Field(
         default=None, description="Mean memory bandwidth utilisation, percent."
     )
@@ -213,15 +213,15 @@ class BatchEfficiencyMetrics(_Metrics):
     padding_overhead: float | None = Field(
         default=None, description="Share of input positions that were padding."
     )
-    num_batches: int | None = Field(default=None, description="Batches run in the window.")
+    num_batches: Count | None = Field(default=None, description="Batches run in the window.")
 
 
 class KVCacheMetrics(_Metrics):
     """KV cache statistics (serving engines only)."""
 
     kv_cache_hit_rate: float | None = Field(default=None, description="Prefix cache hit rate.")
-    kv_cache_blocks_used: int | None = Field(default=None, description="Blocks used.")
-    kv_cache_blocks_total: int | None = Field(default=None, description="Blocks available.")
+    kv_cache_blocks_used: Count | None = Field(default=None, description="Blocks used.")
+    kv_cache_blocks_total: Count | None = Field(default=None, description="Blocks available.")
 
 
 class RequestLatencyMetrics(_Metrics):
@@ -231,7 +231,7 @@ class RequestLatencyMetrics(_Metrics):
     e2e_latency_median_ms: float | None = Field(default=None, description="Median, ms.")
     e2e_latency_p95_ms: float | None = Field(default=None, description="p95, ms.")
     e2e_latency_p99_ms: float | None = Field(default=None, description="p99, ms.")
-    e2e_latency_samples: int = Field(default=0, description="Number of samples.")
+    e2e_latency_samples: Count = Field(default=0, description="Number of samples.")
 
 
 class ExtendedEfficiencyMetrics(_Metrics):
@@ -264,7 +264,7 @@ class ExtendedEfficiencyMetrics(_Metrics):
 class EnergyBreakdown(_Metrics):
     """Raw, baseline and baseline-adjusted energy of the measured window."""
 
-    raw_j: float = Field(description="Total measured energy (Joules)")
+    raw_j: EnergyJ = Field(description="Total measured energy (Joules)")
     adjusted_j: float | None = Field(
         default=None,
         description="Baseline-adjusted energy (raw - baseline*duration), J; null when there is "
@@ -311,7 +311,7 @@ class ThermalThrottleInfo(_Metrics):
     sw_power_cap: bool | None = Field(
         default=None, description="Software power cap active (counts towards power)."
     )
-    sample_count: int | None = Field(
+    sample_count: Count | None = Field(
         default=None, description="Sampler samples the flags were derived from."
     )
     hw_slowdown: bool | None = Field(
@@ -326,9 +326,9 @@ class WarmupResult(_Metrics):
 
     converged: bool = Field(description="Whether convergence was achieved")
     final_cv: float = Field(description="Final coefficient of variation")
-    iterations_completed: int = Field(description="Number of warmup prompts run")
+    iterations_completed: Count = Field(description="Number of warmup prompts run")
     target_cv: float = Field(description="Configured CV threshold")
-    max_prompts: int = Field(description="Configured cap")
+    max_prompts: Count = Field(description="Configured cap")
     latencies_ms: list[float] = Field(
         default_factory=list, description="Warmup latencies for debugging"
     )
@@ -354,7 +354,7 @@ class DeviceEnergy(_Metrics):
     )
     kind: Literal["gpu", "cpu", "dram", "host"] = Field(description="What the device is.")
     name: str | None = Field(default=None, description="Human-readable device name.")
-    energy_j: float | None = Field(description="Energy in joules; null when unmeasured.")
+    energy_j: EnergyJ | None = Field(description="Energy in joules; null when unmeasured.")
     source: str = Field(
         description="nvml_counter, nvml_power_integration, rapl, estimate or none."
     )
@@ -377,11 +377,11 @@ class MeasuredWindow(_Metrics):
     start_time: Timestamp = Field(description="Window start (UTC).")
     end_time: Timestamp = Field(description="Window end (UTC).")
     duration_sec: float = Field(description="Wall time of the window, seconds.")
-    sample_count: int = Field(default=0, description="Sampler samples taken in the window.")
+    sample_count: Count = Field(default=0, description="Sampler samples taken in the window.")
     min_window_sec: float | None = Field(
         default=None, description="Configured minimum window length, seconds."
     )
-    prompt_set_repeats: int = Field(
+    prompt_set_repeats: Count = Field(
         default=1, description="How many times the prompt set ran to reach the minimum window."
     )
     below_minimum: bool = Field(
@@ -392,8 +392,8 @@ class MeasuredWindow(_Metrics):
 class PhaseEnergy(_Metrics):
     """Energy and time split between prefill and decode."""
 
-    prefill_energy_j: float | None = Field(description="Energy of the prefill steps, J.")
-    decode_energy_j: float | None = Field(description="Energy of the decode steps, J.")
+    prefill_energy_j: EnergyJ | None = Field(description="Energy of the prefill steps, J.")
+    decode_energy_j: EnergyJ | None = Field(description="Energy of the decode steps, J.")
     prefill_time_sec: float = Field(description="Time spent in prefill steps, s.")
     decode_time_sec: float = Field(description="Time spent in decode steps, s.")
     method: str = Field(
@@ -417,7 +417,7 @@ class ModelSource(_Metrics):
         description="How the weights were obtained, e.g. 'hub', 'local', 'random weights', "
         "'dequantized from GGUF Q4_1'.",
     )
-    num_parameters: int | None = Field(default=None, description="Total parameters.")
+    num_parameters: Count | None = Field(default=None, description="Total parameters.")
     origin: str | None = Field(
         default=None,
         description="Where a converted copy came from, precise enough to fetch it again "

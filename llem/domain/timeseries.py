@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from llem.domain.types import Int64
+
 
 class TimeSeriesRecord(BaseModel):
     """One sampler observation of one device during a measured window."""
 
     model_config = ConfigDict(extra="forbid")
 
-    rank: int = Field(description="Process rank that sampled.")
+    rank: Int64 = Field(description="Process rank that sampled.")
     device_id: str = Field(description="Device identity (GPU UUID, or e.g. 'rapl:package-0').")
-    device_index: int | None = Field(default=None, description="Physical device index.")
+    device_index: Int64 | None = Field(default=None, description="Physical device index.")
     t_sec: float = Field(description="Seconds since the measured window started (may be <0).")
     in_window: bool = Field(description="Whether the sample lies inside the measured window.")
     power_w: float | None = Field(default=None, description="Instantaneous power, W.")
@@ -32,5 +34,5 @@ class TimeSeriesRecord(BaseModel):
     )
     memory_used_mb: float | None = Field(default=None, description="Device memory used, MB.")
     clock_event_reasons: int | None = Field(
-        default=None, description="NVML clocks-event (throttle) reason bitmask."
+        default=None, ge=0, le=2**64 - 1, description="NVML clocks-event (throttle) reason bitmask."
     )

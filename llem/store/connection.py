@@ -3,7 +3,9 @@
 A new store is built under a temporary name and linked into place, so a store file either
 does not exist or holds the full current schema. Opening for writing checks the store's
 schema version: an older store is migrated forward (see :mod:`llem.store.migrations`); a
-store newer than this llem is refused with a message saying so, before anything is touched.
+store newer than this llem is refused with a message saying so, before anything is touched,
+and every table of a store opened for writing is read through once first, so that a damaged
+file is refused (one line saying so) before anything is written into it or reported ready.
 Opening read-only never changes the store, and seals the connection so that SQL run on it
 reaches nothing but the store (see :data:`SEALED_CONFIG`).
 """
@@ -21,7 +23,7 @@ import duckdb
 from llem import __version__
 from llem.errors import StoreError
 from llem.store.ddl import STORE_SCHEMA_VERSION, TABLES, VIEWS, create_table_sql
-from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, connect_waiting
+from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, connect_waiting, store_error
 
 Notify = Callable[[str], None]
 
@@ -49,10 +51,12 @@ def open_store(
             _initialise(conn)
         elif version > STORE_SCHEMA_VERSION:
             raise newer_store_error(conn, path, version)
-        elif version < STORE_SCHEMA_VERSION:
-            from llem.store.migrations import migrate
+        else:
+            verify_store(conn, path)
+            if version < STORE_SCHEMA_VERSION:
+                from llem.store.migrations import migrate
 
-            migrate(conn, path, version, notify=notify)
+                migrate(conn, path, version, notify=notify)
     except BaseException:
         conn.close()
         raise
@@ -151,25 +155,45 @@ def is_sealed(conn: duckdb.DuckDBPyConnection) -> bool:
 
 def read_store_version(conn: duckdb.DuckDBPyConnection, path: str | Path) -> int | None:
     """The store schema version; None for an empty database. Other databases are refused."""
-    tables = {
-        row[0]
-        for row in conn.execute(
-            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+    try:
+        tables = set(_table_names(conn))
+        if not tables:
+            return None
+        if "store_meta" not in tables:
+            raise StoreError(f"{path}: not an llem result store (it has no store_meta table)")
+        rows = conn.execute(
+            "SELECT value FROM store_meta WHERE key = 'store_schema_version'"
         ).fetchall()
-    }
-    if not tables:
-        return None
-    if "store_meta" not in tables:
-        raise StoreError(f"{path}: not an llem result store (it has no store_meta table)")
-    rows = conn.execute(
-        "SELECT value FROM store_meta WHERE key = 'store_schema_version'"
-    ).fetchall()
+    except duckdb.Error as exc:
+        raise store_error(path, exc, "cannot read store") from exc
     if not rows:
         raise StoreError(f"{path}: store_meta has no store_schema_version")
     try:
         return int(rows[0][0])
     except ValueError as exc:
         raise StoreError(f"{path}: store_schema_version {rows[0][0]!r} is not a number") from exc
+
+
+def verify_store(conn: duckdb.DuckDBPyConnection, path: str | Path) -> None:
+    """Read every column of every table once, so that DuckDB checks each block's checksum;
+    a damaged file is refused here rather than met halfway through later work.
+
+    About 0.1 s for a 20 MB store of 5,000 results; run before a store is written or
+    migrated, and before an export, never before a query.
+    """
+    try:
+        for table in _table_names(conn):
+            name = '"' + table.replace('"', '""') + '"'
+            conn.execute(f"SELECT max(hash(COLUMNS(*))) FROM {name}").fetchall()
+    except duckdb.Error as exc:
+        raise store_error(path, exc, "cannot read store") from exc
+
+
+def _table_names(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = conn.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+    ).fetchall()
+    return [row[0] for row in rows]
 
 
 def store_meta(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:

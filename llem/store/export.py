@@ -8,7 +8,8 @@ are kept inside the files too, so their exact text survives the round trip throu
 per table, nested data as JSON text.
 
 The export is written into a temporary folder next to ``out`` and renamed into place, so an
-interrupted export leaves no half-written folder behind. The store is opened read-only and
+interrupted export leaves no half-written folder behind. A place that cannot be written, or
+a damaged store, is refused before anything is written. The store is opened read-only and
 sealed like ``llem query``'s, except that DuckDB lets it write under that temporary folder;
 only the fixed statements below run on it, never SQL typed by a user.
 """
@@ -22,9 +23,9 @@ from pathlib import Path
 
 import duckdb
 
-from llem.errors import StoreError
+from llem.errors import StoreError, shown_name
 from llem.store import EXPORT_FORMATS
-from llem.store.connection import Notify, open_store_read_only
+from llem.store.connection import Notify, open_store_read_only, verify_store
 from llem.store.ddl import RESULTS, TABLES
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
 
@@ -53,9 +54,14 @@ def export_store(
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise StoreError(f"{out}: exists and is not an empty folder; choose a new --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+    except OSError as exc:
+        raise StoreError(
+            f"{shown_name(out)}: cannot write the export there: {exc.strerror or exc}"
+        ) from exc
     report = ExportReport(out)
     try:
         conn = open_store_read_only(
@@ -65,6 +71,7 @@ def export_store(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     try:
+        verify_store(conn, store)
         for table in TABLES:
             count = _run(conn, f"SELECT count(*) FROM {table.name}")[0][0]
             report.rows[table.name] = count

@@ -10,15 +10,18 @@ whole, and everything accepted is inserted through Arrow tables in one transacti
   different content is *refused*; the same row met again is simply not added twice;
 * whose results are the same measurements as stored ones in another of the earlier tool's
   formats (same ``measurement_fingerprint``) is *already present*, with that reason;
-* that is not a valid result of any known format is *refused* with the loader's reason.
+* that is not a valid result of any known format is *refused* with the loader's reason;
+* whose values no store column can hold (a sum past 64 bits) is *refused*, and only it;
+* a folder named that holds no result file is *refused* ("no result files found").
 
-A time-series file a result names that does not exist does not refuse the result: it is
-stored with a warning, and ``results.timeseries_missing`` lists the files whose samples are
-missing. :func:`check_file` applies the same per-file rules without a store, for
-``llem validate``.
-
-With ``strict`` any refusal refuses the whole call. The receipt (for the workflow's ingest
-rule) is written atomically, after the commit.
+A bad file never takes the others down: whatever is wrong with it, it is refused with one
+line and the rest of the call goes on. A time-series file a result names that does not
+exist does not refuse the result: it is stored with a warning, and
+``results.timeseries_missing`` lists the files whose samples are missing.
+:func:`check_paths` gives the same verdict on each file without a store (``llem validate``).
+With ``strict`` any refusal refuses the whole call.
+The receipt (for the workflow's ingest rule) is written atomically, after the commit; its
+place is checked before any work, so a receipt that cannot be written stores nothing.
 """
 
 from __future__ import annotations
@@ -29,10 +32,11 @@ import hashlib
 import json
 import os
 import socket
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,9 +45,9 @@ import duckdb
 import pyarrow as pa
 
 from llem import __version__
-from llem.errors import LlemError, ResultLoadError, StoreError
+from llem.errors import LlemError, ResultLoadError, StoreError, shown_name
 from llem.io import write_json_atomic
-from llem.loader import LoadedResult, decode_document, parse_document
+from llem.loader import LoadedResult, decode_document, is_unicode_text, parse_document
 from llem.store.connection import open_store, open_store_read_only, set_meta, writer_meta
 from llem.store.ddl import (
     CYCLE_STATISTICS,
@@ -55,7 +59,7 @@ from llem.store.ddl import (
     Table,
     arrow_table,
 )
-from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
+from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, store_error
 from llem.store.rows import Provenance, RowSet, build_rows
 from llem.store.timeseries import read_timeseries_file, timeseries_rows
 
@@ -64,6 +68,12 @@ Notify = Callable[[str], None]
 NEW = "new"
 ALREADY_PRESENT = "already_present"
 REFUSED = "refused"
+
+#: Why a folder is refused when nothing in it is a result file.
+NO_RESULTS = "no result files found (no *.json under this folder)"
+
+#: What Arrow raises for a Python value its column type cannot hold.
+_UNSTORABLE = (pa.ArrowException, OverflowError, TypeError, ValueError)
 
 
 @dataclass
@@ -74,6 +84,7 @@ class FileOutcome:
     status: str
     reason: str | None = None
     content_sha256: str | None = None
+    format: str | None = None  # the document format, once recognised (not in the receipt)
     warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -119,7 +130,8 @@ class IngestReport:
             line += f", {len(self.skipped)} non-result JSON skipped"
         return (
             f"{line} ({self.results_added} results, {self.process_results_added} process "
-            f"results, {self.timeseries_rows_added} time-series rows added to {self.store})"
+            f"results, {self.timeseries_rows_added} time-series rows added to "
+            f"{shown_name(self.store)})"
         )
 
     def receipt(self) -> dict[str, Any]:
@@ -145,6 +157,18 @@ class IngestReport:
         }
 
 
+@dataclass(frozen=True)
+class FoundFile:
+    """A file to read: named itself, or found under a folder that was named."""
+
+    path: Path
+    folder: Path | None = None
+
+    @property
+    def explicit(self) -> bool:
+        return self.folder is None
+
+
 @dataclass
 class _Candidate:
     """A file that loaded; its rows wait for the store's verdict."""
@@ -152,6 +176,15 @@ class _Candidate:
     outcome: FileOutcome
     rows: RowSet
     timeseries: list[tuple[str, pa.Table]] = field(default_factory=list)  # (sha256, rows)
+
+
+@dataclass
+class _Accepted:
+    """A file the store takes, with only the rows it does not hold yet."""
+
+    candidate: _Candidate
+    rows: RowSet
+    timeseries: list[pa.Table]
 
 
 def ingest_paths(
@@ -176,32 +209,79 @@ def _ingest(
     notify: Notify | None,
     receipt_path: str | Path | None,
 ) -> IngestReport:
+    if receipt_path is not None:
+        check_writable(receipt_path, "receipt")
     started_at = datetime.now(UTC)
     batch_id = f"{started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
     report = IngestReport(store=str(store), batch_id=None, strict=strict)
-    files = _read_all(discover(paths, report), report)
-    known = _known_documents(store, [sha for _, _, _, sha in files])
+    found = discover(paths, report)
+    files = _read_all(found, report)
+    known = _known_documents(store, [sha for _, _, sha in files])
     candidates: list[_Candidate] = []
-    for path, explicit, content, sha in files:
+    for entry, content, sha in files:
         if sha in known:
-            report.files.append(FileOutcome(str(path), ALREADY_PRESENT, content_sha256=sha))
+            report.files.append(FileOutcome(str(entry.path), ALREADY_PRESENT, content_sha256=sha))
             continue
-        candidate = _load(path, explicit, content, sha, batch_id, started_at, report)
+        candidate = _load(entry.path, entry.explicit, content, sha, batch_id, started_at, report)
         if candidate is not None:
             candidates.append(candidate)
+    _refuse_folders_without_results(found, report)
 
     conn = open_store(store, lock_timeout_sec=lock_timeout_sec, notify=notify)
     try:
         _judge_and_write(conn, candidates, report, batch_id, started_at, strict)
     except duckdb.Error as exc:
-        raise StoreError(
-            f"{store}: ingest failed, nothing stored: {' '.join(str(exc).split())}"
-        ) from exc
+        raise store_error(store, exc, "ingest failed, nothing stored") from exc
     finally:
         conn.close()
     if receipt_path is not None and not (strict and not report.ok):
-        write_json_atomic(receipt_path, report.receipt())
+        try:
+            write_json_atomic(receipt_path, report.receipt())
+        except OSError as exc:
+            raise StoreError(
+                f"{shown_name(receipt_path)}: batch {report.batch_id} is stored, but its "
+                f"receipt could not be written: {exc.strerror or exc}"
+            ) from exc
     return report
+
+
+def check_paths(paths: Sequence[str | Path]) -> IngestReport:
+    """Ingest's verdict on each file by itself, without a store (what ``llem validate`` says).
+
+    Every check ingest makes of a file alone runs here: reading, JSON, schema, v3 model, rows,
+    time series and storable values; only what needs the store (already present, a
+    conflicting id) does not. A file the store would take is ``new``; non-result JSON files
+    of folders are skipped, as ingest skips them. Nothing is written.
+    """
+    started_at = datetime.now(UTC)
+    report = IngestReport(store="", batch_id=None, strict=False)
+    found = discover(paths, report)
+    for entry, content, sha in _read_all(found, report):
+        candidate = _load(entry.path, entry.explicit, content, sha, "check", started_at, report)
+        if candidate is not None:
+            problem = unstorable(candidate.rows)
+            if problem is not None:
+                candidate.outcome.status, candidate.outcome.reason = REFUSED, problem
+    _refuse_folders_without_results(found, report)
+    return report
+
+
+def check_writable(path: str | Path, what: str) -> None:
+    """Refuse, before any work, a file that could not be written later (temp file + rename
+    in its folder); creates the folder as the later write would."""
+    target = Path(path)
+    if target.is_dir():
+        problem = "it is a folder"
+    else:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}."):
+                return
+        except OSError as exc:
+            problem = exc.strerror or str(exc)
+    raise StoreError(
+        f"{shown_name(path)}: cannot write the {what} there ({problem}); nothing ingested"
+    )
 
 
 def _judge_and_write(
@@ -212,15 +292,66 @@ def _judge_and_write(
     started_at: datetime,
     strict: bool,
 ) -> None:
-    accepted = _judge(conn, candidates)
-    if strict and not report.ok:
-        bad = report.count(REFUSED)
-        for c in accepted:
-            c.outcome.status = REFUSED
-            c.outcome.reason = f"not stored: --strict and {bad} other file(s) were refused"
-        accepted = []
-    if accepted:
-        _write_batch(conn, accepted, report, batch_id, started_at)
+    while True:
+        accepted = _judge(conn, candidates)
+        if strict and not report.ok:
+            bad = report.count(REFUSED)
+            for a in accepted:
+                a.candidate.outcome.status = REFUSED
+                a.candidate.outcome.reason = (
+                    f"not stored: --strict and {bad} other file(s) were refused"
+                )
+            accepted = []
+        if not accepted:
+            return
+        try:
+            _write_batch(conn, accepted, report, batch_id, started_at)
+            return
+        except _UNSTORABLE:
+            # Some file holds a value no column can take (rare: found by converting the whole
+            # batch at once). Refuse exactly those files, then judge the others again.
+            unfit = _refuse_unstorable(candidates)
+            if not unfit:
+                raise
+            candidates = [c for c in candidates if c not in unfit]
+            for c in candidates:
+                c.outcome.status, c.outcome.reason = NEW, None
+
+
+def _refuse_unstorable(candidates: list[_Candidate]) -> list[_Candidate]:
+    """Mark refused, and return, the files whose own rows Arrow cannot convert."""
+    unfit = []
+    for c in candidates:
+        problem = unstorable(c.rows)
+        if problem is not None:
+            c.outcome.status, c.outcome.reason = REFUSED, problem
+            unfit.append(c)
+    return unfit
+
+
+def unstorable(rows: RowSet) -> str | None:
+    """Why one file's rows cannot be stored (a value its column type cannot hold), or None.
+
+    The same conversion as the batch insert, per file; slow, so run by ``llem validate`` and,
+    in ingest, only after a whole batch failed to convert.
+    """
+    tables = [(DOCUMENTS, [rows.document]), (RESULTS, rows.results),
+              (PROCESS_RESULTS, rows.process_results),
+              (CYCLE_STATISTICS, rows.cycle_statistics)]
+    for table, table_rows in tables:
+        if not table_rows:
+            continue
+        try:
+            arrow_table(table, table_rows)
+        except _UNSTORABLE as exc:
+            for column in table.columns:
+                try:
+                    arrow_table(table, [{column.name: r.get(column.name)} for r in table_rows])
+                except _UNSTORABLE:
+                    return (f"cannot be stored: {table.name}.{column.name} does not fit its "
+                            f"{column.type} column: {' '.join(str(exc).split())}")
+            return f"cannot be stored: {table.name}: {' '.join(str(exc).split())}"
+    return None
 
 
 @contextmanager
@@ -254,12 +385,13 @@ def migrate_only(
 # --------------------------------------------------------------------------------------
 
 
-def discover(paths: Iterable[str | Path], report: IngestReport) -> list[tuple[Path, bool]]:
+def discover(paths: Iterable[str | Path], report: IngestReport) -> list[FoundFile]:
     """Files named, and ``*.json`` under folders named (hidden entries skipped), in order.
 
-    Each file appears once; the flag says whether it was named explicitly.
+    Each file appears once. A folder without any ``*.json`` is refused, and so is a file
+    whose name is not UTF-8 text (no store column or receipt can hold it).
     """
-    found: list[tuple[Path, bool]] = []
+    found: list[FoundFile] = []
     seen: set[Path] = set()
     for raw in paths:
         path = Path(raw)
@@ -269,35 +401,68 @@ def discover(paths: Iterable[str | Path], report: IngestReport) -> list[tuple[Pa
                 if p.is_file() and not any(part.startswith(".")
                                            for part in p.relative_to(path).parts)
             )
-            entries = [(p, False) for p in walked]
+            entries = [FoundFile(p, path) for p in walked]
+            if not entries:
+                report.files.append(FileOutcome(_text_name(path), REFUSED, NO_RESULTS))
         elif path.exists():
-            entries = [(path, True)]
+            entries = [FoundFile(path)]
         else:
-            report.files.append(FileOutcome(str(path), REFUSED, "no such file or folder"))
+            report.files.append(
+                FileOutcome(_text_name(path), REFUSED, "no such file or folder")
+            )
             continue
-        for entry, explicit in entries:
-            key = Path(os.path.abspath(entry))
+        for entry in entries:
+            if not is_unicode_text(str(entry.path)):
+                report.files.append(FileOutcome(
+                    _text_name(entry.path), REFUSED,
+                    "file name is not UTF-8 text; rename the file to ingest it",
+                ))
+                continue
+            key = Path(os.path.abspath(entry.path))
             if key not in seen:
                 seen.add(key)
-                found.append((entry, explicit))
+                found.append(entry)
     return found
 
 
+def _text_name(path: Path) -> str:
+    """``path`` as text any output can hold: bytes that are not UTF-8 shown as ``\\xff``."""
+    text = str(path)
+    return text if is_unicode_text(text) else os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def _read_all(
-    found: list[tuple[Path, bool]], report: IngestReport
-) -> list[tuple[Path, bool, bytes, str]]:
+    found: list[FoundFile], report: IngestReport
+) -> list[tuple[FoundFile, bytes, str]]:
     """Each file's bytes and their SHA-256; unreadable files are refused."""
     out = []
-    for path, explicit in found:
+    for entry in found:
         try:
-            content = path.read_bytes()
+            content = entry.path.read_bytes()
         except OSError as exc:
             report.files.append(
-                FileOutcome(str(path), REFUSED, f"cannot read: {exc.strerror or exc}")
+                FileOutcome(str(entry.path), REFUSED, f"cannot read: {exc.strerror or exc}")
             )
             continue
-        out.append((path, explicit, content, hashlib.sha256(content).hexdigest()))
+        out.append((entry, content, hashlib.sha256(content).hexdigest()))
     return out
+
+
+def _refuse_folders_without_results(found: list[FoundFile], report: IngestReport) -> None:
+    """Refuse each folder named whose ``*.json`` files were all skipped as non-results."""
+    skipped = set(report.skipped)
+    folders: dict[Path, bool] = {}
+    for entry in found:
+        if entry.folder is not None:
+            has_result = folders.get(entry.folder, False) or str(entry.path) not in skipped
+            folders[entry.folder] = has_result
+    for folder, has_result in folders.items():
+        if not has_result:
+            report.files.append(FileOutcome(
+                str(folder), REFUSED,
+                "no result files found (every *.json under this folder is another kind of "
+                "file, e.g. a spec or a receipt)",
+            ))
 
 
 def _known_documents(store: str | Path, shas: list[str]) -> set[str]:
@@ -312,9 +477,11 @@ def _known_documents(store: str | Path, shas: list[str]) -> set[str]:
     try:
         conn = open_store_read_only(path, lock_timeout_sec=0)
     except LlemError:
-        return set()  # locked, older or not a store: the write phase decides
+        return set()  # locked, older, damaged or not a store: the write phase decides
     try:
         return set(_existing(conn, DOCUMENTS.name, "content_sha256", "content_sha256", shas))
+    except duckdb.Error:
+        return set()  # e.g. a damaged file: the write phase checks it and says so
     finally:
         conn.close()
 
@@ -340,58 +507,25 @@ def _load(
     if not explicit and not looks_like_result(document):
         report.skipped.append(source)  # e.g. spec.json or a receipt in a results folder
         return None
-    candidate = _candidate(path, outcome, text, document, content_sha256, batch_id, started_at)
-    report.files.append(outcome)
-    return candidate
-
-
-def _candidate(
-    path: Path,
-    outcome: FileOutcome,
-    text: str,
-    document: Any,
-    content_sha256: str,
-    batch_id: str,
-    started_at: datetime,
-) -> _Candidate | None:
-    """Rows and time series of one decoded file; a refusal is recorded on ``outcome``."""
-    source = str(path)
     try:
         loaded = parse_document(document, source, content_sha256)
         outcome.content_sha256 = loaded.content_sha256
+        outcome.format = loaded.format
         prov = Provenance(loaded.content_sha256, os.path.abspath(path), batch_id, started_at)
         rows = build_rows(loaded, prov, text)
         candidate = _Candidate(outcome, rows)
         _read_timeseries(candidate, loaded, batch_id)
     except LlemError as exc:
         outcome.status, outcome.reason = REFUSED, _reason(exc, source)
+        report.files.append(outcome)
         return None
     except (TypeError, ValueError, ArithmeticError) as exc:
         # Values the schema let through but no store column can hold: this file only.
         outcome.status, outcome.reason = REFUSED, f"cannot be stored: {_reason(exc, source)}"
+        report.files.append(outcome)
         return None
+    report.files.append(outcome)
     return candidate
-
-
-def check_file(path: str | Path) -> FileOutcome:
-    """What ingest would decide about one file on its own (no store): ``new`` with any
-    warnings, or ``refused`` with the reason. Conflicts with stored results are not known
-    here; everything else is decided exactly as :func:`ingest_paths` decides it."""
-    path = Path(path)
-    outcome = FileOutcome(str(path), NEW)
-    try:
-        content = path.read_bytes()
-    except OSError as exc:
-        outcome.status, outcome.reason = REFUSED, f"cannot read: {exc.strerror or exc}"
-        return outcome
-    try:
-        text, document = decode_document(content, str(path))
-    except ResultLoadError as exc:
-        outcome.status, outcome.reason = REFUSED, _reason(exc, str(path))
-        return outcome
-    sha = hashlib.sha256(content).hexdigest()
-    _candidate(path, outcome, text, document, sha, "check", datetime.now(UTC))
-    return outcome
 
 
 #: Keys of which every result shape has at least one (per-process, aggregated, multi-cycle,
@@ -421,8 +555,8 @@ def _read_timeseries(candidate: _Candidate, loaded: LoadedResult, batch_id: str)
         if not ref.path.exists():
             missing.setdefault(ref.result_id, []).append(str(ref.path))
             candidate.outcome.warnings.append(
-                f"time-series file {ref.path} is missing: the result is stored without "
-                "its samples (results.timeseries_missing)"
+                f"time-series file {shown_name(ref.path)} is missing: the result is stored "
+                "without its samples (results.timeseries_missing)"
             )
             continue
         data, table = read_timeseries_file(ref.path)
@@ -441,7 +575,7 @@ def _read_timeseries(candidate: _Candidate, loaded: LoadedResult, batch_id: str)
 
 def _reason(exc: BaseException, source: str) -> str:
     text = " ".join(str(exc).split())
-    return text.removeprefix(f"{source}: ")
+    return text.removeprefix(f"{shown_name(source)}: ")
 
 
 # --------------------------------------------------------------------------------------
@@ -455,8 +589,8 @@ _KEYS: tuple[tuple[str, Table, str], ...] = (
 )
 
 
-def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> list[_Candidate]:
-    """Accept or refuse each file as a whole; drop rows the store (or the call) already has."""
+def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> list[_Accepted]:
+    """Accept or refuse each file as a whole; keep only rows the store (or the call) lacks."""
     stored_docs = _existing(conn, DOCUMENTS.name, "content_sha256", "source_path",
                             [c.outcome.content_sha256 for c in candidates])
     stored: dict[str, dict[str, str]] = {}
@@ -470,7 +604,7 @@ def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> lis
     stored_ts = set(_existing(conn, TIMESERIES.name, "timeseries_sha256", "timeseries_sha256",
                               [sha for c in candidates for sha, _ in c.timeseries]))
 
-    accepted: list[_Candidate] = []
+    accepted: list[_Accepted] = []
     batch_docs: dict[str, str] = {}
     batch: dict[str, dict[str, str]] = {kind: {} for kind, _, _ in _KEYS}
     batch_measurements: dict[str, tuple[str, str]] = {}  # result_id -> (fingerprint, path)
@@ -481,7 +615,7 @@ def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> lis
             c.outcome.status = ALREADY_PRESENT
             earlier = batch_docs.get(sha)
             if earlier is not None:
-                c.outcome.reason = f"same content as {earlier}"
+                c.outcome.reason = f"same content as {shown_name(earlier)}"
             continue
         same = _same_measurements(c, stored["results"], stored_measurements, stored_formats,
                                   batch["results"], batch_measurements)
@@ -489,8 +623,9 @@ def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> lis
         if conflict is not None:
             c.outcome.status, c.outcome.reason = REFUSED, conflict
             continue
+        kept: dict[str, list[dict[str, Any]]] = {}
         for kind, _, key in _KEYS:
-            kept = []
+            kept[kind] = []
             for row in getattr(c.rows, kind):
                 if row[key] in stored[kind] or row[key] in batch[kind]:
                     continue  # the same row, already stored or coming from an earlier file
@@ -500,21 +635,19 @@ def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> lis
                 if kind == "results":
                     batch_measurements[row[key]] = (row["measurement_fingerprint"],
                                                     c.outcome.path)
-                kept.append(row)
-            setattr(c.rows, kind, kept)
-        if same and not any(getattr(c.rows, kind) for kind, _, _ in _KEYS):
+                kept[kind].append(row)
+        if same and not any(kept.values()):
             c.outcome.status = ALREADY_PRESENT
             c.outcome.reason = "same measurement, other format: " + "; ".join(
-                f"{rid!r} is stored from {where}" for rid, where in same.items())
+                f"{rid!r} is stored from {shown_name(where)}" for rid, where in same.items())
             continue
         fresh = []
         for ts_sha, table in c.timeseries:
             if ts_sha not in stored_ts and ts_sha not in batch_ts:
                 batch_ts.add(ts_sha)
-                fresh.append((ts_sha, table))
-        c.timeseries = fresh
+                fresh.append(table)
         batch_docs[sha] = c.outcome.path
-        accepted.append(c)
+        accepted.append(_Accepted(c, replace(c.rows, **kept), fresh))
     return accepted
 
 
@@ -588,15 +721,15 @@ def _existing(
 
 def _write_batch(
     conn: duckdb.DuckDBPyConnection,
-    accepted: list[_Candidate],
+    accepted: list[_Accepted],
     report: IngestReport,
     batch_id: str,
     started_at: datetime,
 ) -> None:
-    timeseries = [table for c in accepted for _, table in c.timeseries]
+    timeseries = [table for a in accepted for table in a.timeseries]
     conn.begin()
     try:
-        counts = insert_rowsets(conn, [c.rows for c in accepted], with_documents=True)
+        counts = insert_rowsets(conn, [a.rows for a in accepted], with_documents=True)
         ts_rows = insert_arrow(conn, TIMESERIES, timeseries)
         report.results_added = counts[RESULTS.name]
         report.process_results_added = counts[PROCESS_RESULTS.name]

@@ -3,6 +3,10 @@
 DuckDB lets one process write a database file (readers of other processes are shut out as
 well) and refuses a second one at once. llem instead waits up to a timeout, telling the user
 once that it is waiting and for whom, then fails with a message that says what to do.
+
+Every other DuckDB failure on a store file becomes one :class:`StoreError` line through
+:func:`store_error`, which says "damaged" when DuckDB found the file corrupt (a checksum that
+does not match, a truncated file, a broken header).
 """
 
 from __future__ import annotations
@@ -14,18 +18,58 @@ from pathlib import Path
 
 import duckdb
 
-from llem.errors import StoreError
+from llem.errors import StoreError, shown_name
 from llem.store import DEFAULT_LOCK_TIMEOUT_SEC
 
-__all__ = ["DEFAULT_LOCK_TIMEOUT_SEC", "connect_waiting", "is_lock_conflict", "lock_holder"]
+__all__ = [
+    "DEFAULT_LOCK_TIMEOUT_SEC",
+    "connect_waiting",
+    "is_damage",
+    "is_lock_conflict",
+    "lock_holder",
+    "store_error",
+]
 
 _POLL_INTERVAL_SEC = 0.2
 _HOLDER = re.compile(r"held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
+
+#: What DuckDB says when a database file's bytes are not what it wrote.
+_DAMAGE_MARKERS = (
+    "Corrupt database file",
+    "not a valid DuckDB database file",
+    "Could not read enough bytes",
+)
 
 
 def is_lock_conflict(error: BaseException) -> bool:
     """Whether a DuckDB error means another process holds the file's lock."""
     return isinstance(error, duckdb.IOException) and "Could not set lock" in str(error)
+
+
+def is_damage(error: BaseException | None) -> bool:
+    """Whether a DuckDB error, or the DuckDB error behind another, means the store file is
+    damaged (corrupt, truncated)."""
+    return _damage(error) is not None
+
+
+def _damage(error: BaseException | None) -> BaseException | None:
+    while error is not None:
+        if isinstance(error, duckdb.Error) and any(m in str(error) for m in _DAMAGE_MARKERS):
+            return error
+        error = error.__cause__
+    return None
+
+
+def store_error(path: str | Path, error: BaseException, failed: str) -> StoreError:
+    """One line for a DuckDB failure on the store at ``path``: what ``failed``, and whether
+    the file is damaged."""
+    damage = _damage(error)
+    if damage is not None:
+        return StoreError(
+            f"{shown_name(path)}: store file is damaged ({failed}); restore it from a backup: "
+            f"{_one_line(damage)}"
+        )
+    return StoreError(f"{shown_name(path)}: {failed}: {_one_line(error)}")
 
 
 def lock_holder(error: BaseException) -> str:
@@ -56,7 +100,7 @@ def connect_waiting(
             return duckdb.connect(str(path), read_only=read_only, config=config or {})
         except duckdb.Error as exc:
             if not is_lock_conflict(exc):
-                raise StoreError(f"{path}: cannot open store: {_one_line(exc)}") from exc
+                raise store_error(path, exc, "cannot open store") from exc
             if time.monotonic() >= deadline:
                 raise StoreError(
                     f"{path}: store is locked by {lock_holder(exc)}; gave up after "
