@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from llem.commands._store_args import add_store_options, notify
+from llem.measure.job_guard import SHARED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="Write a JSON receipt (batch id, counts, files) here after the commit.",
     )
-    parser.set_defaults(func=_ingest)
+    parser.set_defaults(func=_ingest, step_kind=SHARED)
 
 
 def _ingest(args: argparse.Namespace) -> int:

@@ -1,0 +1,309 @@
+"""Host-wide locks and orphan stops, with real processes.
+
+Two processes contend for a device lock or the host lock in a private LLEM_LOCK_DIR: the
+second waits, says once who holds it, and proceeds when the first lets go; a holder killed
+with SIGKILL never blocks anyone. A step whose starter is killed (the bash between them
+surviving, as under Snakemake) stops at once and writes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+import pytest
+
+from llem.config.campaign import make_spec, parse_experiment, write_experiment_spec
+from llem.measure.device_lock import (
+    CPU_PACKAGE,
+    HostLocks,
+    device_lock_names,
+    lock_dir,
+    lock_file_name,
+)
+from llem.measure.journal import read_events
+from tests.fakes.fake_nvml import FakeGpu
+from tests.fakes.install import install_fake_nvml
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Takes one lock, says so in a file, holds it until a release file appears.
+HOLDER = """
+import sys, time
+from pathlib import Path
+from llem.measure.device_lock import HostLocks
+mode, name, experiment, acquired, release = sys.argv[1:6]
+locks = HostLocks("test-holder " + experiment)
+if mode == "device":
+    locks.hold_devices([name], experiment)
+elif mode == "shared":
+    locks.share_host()
+else:
+    locks.own_host()
+Path(acquired).write_text("acquired")
+while not Path(release).exists():
+    time.sleep(0.02)
+locks.release()
+"""
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "LLEM_LOCK_DIR": str(tmp_path / "locks"),
+            "LLEM_EVENT_LOG": str(tmp_path / "events.jsonl"),
+            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+
+
+class Holder:
+    """A process holding (or waiting for) one lock, steered through files."""
+
+    def __init__(self, tmp_path: Path, tag: str, mode: str, name: str = "GPU-test") -> None:
+        self.acquired = tmp_path / f"{tag}.acquired"
+        self.release_file = tmp_path / f"{tag}.release"
+        self.stderr_path = tmp_path / f"{tag}.stderr"
+        with self.stderr_path.open("w") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", HOLDER, mode, name, f"exp-{tag}", str(self.acquired),
+                 str(self.release_file)],
+                env=_env(tmp_path), stderr=err)
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text()
+
+    def release(self) -> None:
+        self.release_file.write_text("go")
+        assert self.proc.wait(timeout=60) == 0, self.stderr
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait(timeout=60)
+
+
+def _until(condition: Callable[[], bool], what: str, timeout_sec: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout_sec
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.05)
+
+
+def _lock_events(tmp_path: Path) -> list[tuple[int, str, str]]:
+    """(pid, event, mode) of every lock event, in the order they happened."""
+    return [(e["pid"], e["event"], e.get("mode")) for e in read_events(tmp_path / "events.jsonl")
+            if e["event"].startswith("lock-") and e.get("lock") in ("device GPU-test", "host")]
+
+
+def test_second_holder_waits_says_once_who_holds_it_and_proceeds_after(tmp_path: Path) -> None:
+    first = Holder(tmp_path, "a", "device")
+    second = None
+    try:
+        _until(first.acquired.exists, "the first holder has the lock")
+        second = Holder(tmp_path, "b", "device")
+        _until(lambda: "waiting for" in second.stderr, "the second says it waits")
+        assert not second.acquired.exists()  # still waiting while the first holds it
+        line = second.stderr.strip()
+        assert f"held by pid {first.proc.pid} " in line
+        assert "test-holder exp-a" in line and "experiment exp-a" in line
+        first.release()
+        _until(second.acquired.exists, "the second gets the lock")
+        second.release()
+        assert second.stderr.count("llem: waiting") == 1  # said once
+        events = _lock_events(tmp_path)
+        assert events == [
+            (first.proc.pid, "lock-acquired", "exclusive"),
+            (second.proc.pid, "lock-wait", "exclusive"),
+            (first.proc.pid, "lock-released", "exclusive"),
+            (second.proc.pid, "lock-acquired", "exclusive"),
+            (second.proc.pid, "lock-released", "exclusive"),
+        ]
+    finally:
+        first.kill()
+        if second is not None:
+            second.kill()
+
+
+def test_lock_of_a_holder_killed_with_sigkill_never_blocks(tmp_path: Path) -> None:
+    first = Holder(tmp_path, "a", "device")
+    try:
+        _until(first.acquired.exists, "the first holder has the lock")
+        os.kill(first.proc.pid, signal.SIGKILL)
+        first.proc.wait(timeout=60)
+        lock_file = tmp_path / "locks" / lock_file_name("GPU-test")
+        assert f'"pid": {first.proc.pid}' in lock_file.read_text()  # its text stays behind
+        second = Holder(tmp_path, "b", "device")
+        _until(second.acquired.exists, "the second gets the lock")
+        second.release()
+        assert "llem: waiting" not in second.stderr
+    finally:
+        first.kill()
+
+
+def test_holder_text_alone_is_not_a_lock(tmp_path: Path) -> None:
+    """A file claiming a live holder (this test's own pid) blocks nobody: only flock does."""
+    folder = lock_dir({"LLEM_LOCK_DIR": str(tmp_path / "locks")})
+    (folder / lock_file_name("GPU-test")).write_text(
+        f'{{"pid": {os.getpid()}, "host": "h", "command": "forged", "since": "now"}}')
+    holder = Holder(tmp_path, "a", "device")
+    _until(holder.acquired.exists, "the holder gets the lock")
+    holder.release()
+    assert "llem: waiting" not in holder.stderr
+
+
+def test_waiting_measurement_goes_before_new_jobs_and_after_running_ones(tmp_path: Path) -> None:
+    """Host lock: a job runs (shared); a measurement asks for the host alone and waits for it;
+    a job started after that waits for the measurement instead of slipping in before it."""
+    job = Holder(tmp_path, "job", "shared")
+    measurement = later = None
+    try:
+        _until(job.acquired.exists, "the first job runs")
+        measurement = Holder(tmp_path, "measure", "exclusive")
+        _until(lambda: "waiting for the host lock" in measurement.stderr, "it waits")
+        assert f"pid {job.proc.pid} (" in measurement.stderr  # named from the kernel's table
+        later = Holder(tmp_path, "later", "shared")
+        _until(lambda: "waiting for the host lock" in later.stderr, "the later job waits")
+        assert not measurement.acquired.exists() and not later.acquired.exists()
+        job.release()
+        _until(measurement.acquired.exists, "the measurement has the host")
+        assert not later.acquired.exists()
+        measurement.release()
+        _until(later.acquired.exists, "the later job runs")
+        later.release()
+        assert measurement.stderr.count("llem: waiting") == 1, measurement.stderr
+        assert later.stderr.count("llem: waiting") == 1, later.stderr
+        order = [(pid, event) for pid, event, _ in _lock_events(tmp_path)
+                 if event != "lock-wait"]
+        assert order == [
+            (job.proc.pid, "lock-acquired"), (job.proc.pid, "lock-released"),
+            (measurement.proc.pid, "lock-acquired"), (measurement.proc.pid, "lock-released"),
+            (later.proc.pid, "lock-acquired"), (later.proc.pid, "lock-released"),
+        ]
+    finally:
+        for holder in (job, measurement, later):
+            if holder is not None:
+                holder.kill()
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    from llem.errors import MeasurementError
+
+    folder = lock_dir({"LLEM_LOCK_DIR": str(tmp_path / "locks")})
+    assert folder.stat().st_mode & 0o7777 == 0o1777
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (folder / lock_file_name("GPU-x")).symlink_to(victim)
+    locks = HostLocks("t", environ={"LLEM_LOCK_DIR": str(folder)})
+    with pytest.raises(MeasurementError, match="symbolic link"):
+        locks.hold_devices(["GPU-x"], "e")
+    assert victim.read_text() == "keep me"
+
+
+def _config(**overrides: object):
+    data = {"config_name": "x", "model_name": "m", **overrides}
+    return parse_experiment(data)
+
+
+def test_device_locks_are_the_gpus_uuids_by_cuda_visible_devices_else_the_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    install_fake_nvml(monkeypatch, [FakeGpu(f"GPU-{i}aaa") for i in range(4)])
+    gpu = _config(device="cuda", gpus=[0, 1], num_processes=2)
+    assert device_lock_names(gpu, {"CUDA_VISIBLE_DEVICES": "3,1"}) == ["GPU-1aaa", "GPU-3aaa"]
+    assert device_lock_names(gpu, {}) == ["GPU-0aaa", "GPU-1aaa"]
+    assert device_lock_names(_config(device="cpu"), {}) == [CPU_PACKAGE]
+
+
+# A stand-in for Snakemake: starts the command through `bash -c 'set -euo pipefail; ...'`
+# (a compound command, so bash stays between them), then waits.
+STARTER = """
+import subprocess, sys, time
+subprocess.Popen(["bash", "-c", "set -euo pipefail; " + sys.argv[1]])
+time.sleep(3600)
+"""
+
+
+def _start_under_bash(command: str, env: dict[str, str]) -> tuple[subprocess.Popen, psutil.Process]:
+    """The starter process and the command's own process below its bash."""
+    starter = subprocess.Popen([sys.executable, "-c", STARTER, command], env=env)
+
+    found: list[psutil.Process] = []
+
+    def started() -> bool:
+        for child in psutil.Process(starter.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if child.name() != "bash" and "llem" in " ".join(child.cmdline()):
+                    found.append(child)
+        return bool(found)
+
+    _until(started, "the step process started")
+    return starter, found[0]
+
+
+def _kill_starter_and_wait(starter: subprocess.Popen, step: psutil.Process) -> None:
+    os.kill(starter.pid, signal.SIGKILL)
+    starter.wait(timeout=60)
+    try:
+        step.wait(timeout=10)  # a few seconds at most: the watchdog polls every 0.25 s
+    except psutil.TimeoutExpired:
+        step.kill()
+        pytest.fail("the step kept running after the process that started it was killed")
+
+
+def test_a_guarded_step_stops_when_its_starter_is_killed(tmp_path: Path) -> None:
+    """Fast: the shared host lock is held by an orphan until the watchdog stops it."""
+    env = _env(tmp_path)
+    # `llem aggregate` of a missing spec would end at once; hold it on the host lock instead.
+    blocker = Holder(tmp_path, "block", "exclusive")
+    try:
+        _until(blocker.acquired.exists, "the host is held")
+        log = tmp_path / "step.log"
+        starter, step = _start_under_bash(
+            f"{sys.executable} -m llem aggregate --spec {tmp_path}/none.json "
+            f"--out {tmp_path}/result.json > {log} 2>&1", env)
+        _until(lambda: "waiting for the host lock" in log.read_text(), "the step waits")
+        _kill_starter_and_wait(starter, step)
+        assert "is gone; stopping without writing results" in log.read_text()
+        assert not (tmp_path / "result.json").exists()
+        assert [e["event"] for e in read_events(tmp_path / "events.jsonl")
+                if e["pid"] == step.pid] == ["step-start", "lock-wait", "orphaned"]
+    finally:
+        blocker.kill()
+
+
+@pytest.mark.slow
+def test_measure_stops_when_its_starter_is_killed_and_writes_nothing(tmp_path: Path) -> None:
+    from llem.inference.tiny import build_tiny_model
+
+    model = build_tiny_model(tmp_path / "tiny")
+    spec = make_spec(parse_experiment({
+        "config_name": "long", "model_name": str(model), "device": "cpu",
+        "prompts": {"num_prompts": 2},
+        "decoder": {"max_output_tokens": 4, "min_output_tokens": 4},
+        "energy": {"backend": "estimate", "cpu_tdp_w": 50.0, "min_window_sec": 120.0},
+        "warmup": {"convergence_detection": False, "max_prompts": 3, "window_size": 3,
+                   "min_prompts": 1},
+    }), "orphan", "run1")
+    spec_path = tmp_path / "spec.json"
+    write_experiment_spec(spec, spec_path)
+    out = tmp_path / "cycle_0"
+    log = tmp_path / "measure.log"
+    starter, step = _start_under_bash(
+        f"{sys.executable} -m llem measure --spec {spec_path} --models-dir {tmp_path}/m "
+        f"--out-dir {out} > {log} 2>&1", _env(tmp_path))
+    try:
+        _until(lambda: (out / "warmup.json").exists(), "the measured window begins", 120)
+        assert step.is_running()
+        _kill_starter_and_wait(starter, step)
+    finally:
+        if starter.poll() is None:
+            starter.kill()
+    assert "is gone; stopping without writing results" in log.read_text()
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["warmup.json"]
+    events = [e["event"] for e in read_events(tmp_path / "events.jsonl") if e["pid"] == step.pid]
+    assert events[-1] == "orphaned" and "step-end" not in events
