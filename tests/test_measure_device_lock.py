@@ -15,12 +15,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from llem.config.campaign import make_spec, parse_experiment, write_experiment_spec
+from llem.domain.experiment import RawProcessResult
 from llem.measure.device_lock import (
     CPU_PACKAGE,
     HostLocks,
@@ -307,3 +310,128 @@ def test_measure_stops_when_its_starter_is_killed_and_writes_nothing(tmp_path: P
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["warmup.json"]
     events = [e["event"] for e in read_events(tmp_path / "events.jsonl") if e["pid"] == step.pid]
     assert events[-1] == "orphaned" and "step-end" not in events
+
+
+# --- The event journal of a real campaign -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HostHold:
+    """One hold of the host lock by one process: journal positions and wall times."""
+
+    pid: int
+    mode: str
+    first: int
+    last: int
+    t_first: float
+    t_last: float
+    experiment: str | None
+
+
+def host_holds(events: list[dict[str, Any]]) -> list[HostHold]:
+    """Every hold of the host lock; an orphan's hold ends where it said it stops."""
+    holds: list[HostHold] = []
+    held: dict[int, dict[str, Any]] = {}
+    for index, event in enumerate(events):
+        pid, kind = event["pid"], event["event"]
+        if event.get("lock") == "host" and kind == "lock-acquired":
+            assert pid not in held, f"pid {pid} took the host lock twice"
+            held[pid] = {**event, "index": index}
+        elif pid in held and (kind == "orphaned" or
+                              (event.get("lock") == "host" and kind == "lock-released")):
+            start = held.pop(pid)
+            holds.append(HostHold(pid, start["mode"], start["index"], index, start["t"],
+                                  event["t"], start.get("experiment")))
+    assert not held, f"processes ended holding the host lock unannounced: {sorted(held)}"
+    return holds
+
+
+def steps(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Per step process: its command line and how it ended (ok, error or orphaned)."""
+    found: dict[int, dict[str, Any]] = {}
+    for event in events:
+        if event["event"] == "step-start":
+            found[event["pid"]] = {"command": event["command"], "step": event["step"],
+                                   "ended": None}
+        elif event["event"] == "step-end":
+            found[event["pid"]]["ended"] = "error" if event["error"] else "ok"
+        elif event["event"] == "orphaned":
+            found[event["pid"]]["ended"] = "orphaned"
+    return found
+
+
+def assert_measurements_alone(events: list[dict[str, Any]]) -> list[HostHold]:
+    """No process holds the host lock while another holds it exclusive (journal order)."""
+    holds = host_holds(events)
+    by_pid = steps(events)
+    for alone in (h for h in holds if h.mode == "exclusive"):
+        assert by_pid[alone.pid]["step"] in ("baseline", "measure"), by_pid[alone.pid]
+        for other in holds:
+            if other is not alone:
+                assert other.last < alone.first or other.first > alone.last, (
+                    f"{by_pid[other.pid]['command']} ran beside "
+                    f"{by_pid[alone.pid]['command']}")
+    return holds
+
+
+def window_holder(raw_path: Path, holds: list[HostHold]) -> HostHold:
+    """The exclusive host hold inside which a raw result's measured window lies."""
+    raw = RawProcessResult.model_validate_json(raw_path.read_text())
+    start, end = raw.timestamps.start.timestamp(), raw.timestamps.end.timestamp()
+    inside = [h for h in holds if h.mode == "exclusive" and h.experiment == raw.experiment_id
+              and h.t_first <= start <= end <= h.t_last]
+    assert len(inside) == 1, f"{raw_path}: its window lies in no exclusive hold of its own"
+    return inside[0]
+
+
+@pytest.mark.slow
+def test_no_job_runs_beside_a_baseline_or_measured_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 2-experiment campaign (--cores 2) and, at the same time, a second Snakemake instance
+    with another campaign on the same host: every job's hold of the host lock is read from
+    the event journal, and none overlaps a baseline's or a measured window's."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from llem.inference.tiny import build_tiny_model
+    from tests.test_workflow_campaign import check, snakemake, tiny_defaults, write_campaign
+
+    model_dir = build_tiny_model(tmp_path / "tiny")
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"text": "Hello there"}\n{"text": "Count to ten"}\n')
+    journal_path = tmp_path / "events.jsonl"
+    monkeypatch.setenv("LLEM_EVENT_LOG", str(journal_path))
+    defaults = tiny_defaults(model_dir, prompts)
+    campaigns = {
+        "ca": [{"config_name": "a"}, {"config_name": "b", "batching": {"batch_size": 2}}],
+        "cb": [{"config_name": "c"}],
+    }
+    runs = []
+    for name, experiments in campaigns.items():
+        workdir = tmp_path / name
+        workdir.mkdir()
+        configfile = write_campaign(tmp_path / f"{name}.yaml", {
+            "campaign": name, "run_id": "run1", "defaults": defaults,
+            "experiments": experiments})
+        runs.append((workdir, configfile))
+    with ThreadPoolExecutor(2) as pool:
+        done = list(pool.map(lambda run: snakemake(run[0], "--configfile", str(run[1])), runs))
+    for proc in done:
+        check(proc)
+
+    events = read_events(journal_path)
+    holds = assert_measurements_alone(events)
+    by_pid = steps(events)
+    assert all(step["ended"] == "ok" for step in by_pid.values()), by_pid
+    for name, experiments in campaigns.items():
+        ran = sorted(s["step"] for s in by_pid.values() if f"results/{name}/" in s["command"])
+        n = len(experiments)
+        assert ran == sorted(["env", "baseline", "measure", "aggregate"] * n
+                             + ["prepare-model", "ingest", "report"])
+        for experiment in experiments:
+            raw = tmp_path / name / f"results/{name}/run1/{experiment['config_name']}/cycle_0"
+            holder = window_holder(raw / "raw" / "process_0.json", holds)
+            assert by_pid[holder.pid]["step"] == "measure"
+    # Each step process held the host lock; only baseline and measure held it alone.
+    held = {h.pid for h in holds}
+    assert held == set(by_pid)

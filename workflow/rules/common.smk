@@ -19,6 +19,13 @@ except ConfigError as error:
     raise WorkflowError(f"invalid campaign config:\n{error}") from None
 
 
+# Units of the `llem_host` resource a measured job (baseline, measure) takes; the local profile
+# gives the host exactly this many and every other job takes one, so Snakemake starts no job
+# beside a measured one. The host lock (llem.measure.device_lock) holds the same across
+# Snakemake instances and users.
+HOST_UNITS = 100
+
+
 wildcard_constraints:
     campaign=llem_workflow.WILDCARD_PATTERN,
     run_id=llem_workflow.WILDCARD_PATTERN,
