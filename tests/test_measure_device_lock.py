@@ -355,8 +355,8 @@ def steps(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
                                    "ended": None}
         elif event["event"] == "step-end":
             found[event["pid"]]["ended"] = "error" if event["error"] else "ok"
-        elif event["event"] == "orphaned":
-            found[event["pid"]]["ended"] = "orphaned"
+        elif event["event"] == "orphaned":  # possibly before it started: no step-start
+            found.setdefault(event["pid"], {"command": None, "step": None})["ended"] = "orphaned"
     return found
 
 
@@ -435,3 +435,36 @@ def test_no_job_runs_beside_a_baseline_or_measured_window(
     # Each step process held the host lock; only baseline and measure held it alone.
     held = {h.pid for h in holds}
     assert held == set(by_pid)
+
+
+def test_a_step_whose_snakemake_is_already_gone_stops_before_it_starts(tmp_path: Path) -> None:
+    """The workflow names its Snakemake process to its jobs; a job started by a shell that
+    outlived Snakemake stops at its first check, though its own ancestors look alive."""
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    created = psutil.Process(gone.pid).create_time()
+    gone.wait(timeout=60)
+    me = psutil.Process()
+    entries = {
+        "gone": f"{socket.gethostname()}:{gone.pid}:{created!r}",
+        "elsewhere": f"another-host:{gone.pid}:{created!r}",  # carried from another node
+        "alive": f"{socket.gethostname()}:{me.pid}:{me.create_time()!r}",
+    }
+    results = {}
+    for name, entry in entries.items():
+        out = tmp_path / f"{name}.json"
+        results[name] = subprocess.run(
+            [sys.executable, "-m", "llem", "aggregate", "--spec", str(tmp_path / "none.json"),
+             "--out", str(out)],
+            env={**_env(tmp_path), "LLEM_WATCHED_PROCESSES": entry},
+            capture_output=True, text=True, timeout=120, check=False)
+        assert not out.exists()
+    assert results["gone"].returncode == 143
+    assert f"(pid {gone.pid}) is gone; stopping" in results["gone"].stderr
+    # Not orphans: they get as far as the missing spec (exit 2, one line naming it).
+    for name in ("elsewhere", "alive"):
+        assert results[name].returncode == 2 and "none.json" in results[name].stderr
+    started = [e["pid"] for e in read_events(tmp_path / "events.jsonl")
+               if e["event"] == "step-start"]
+    assert len(started) == 2  # the orphan stopped before its step started

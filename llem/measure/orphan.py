@@ -16,6 +16,11 @@ Two mechanisms stop such an orphan:
   as alive. Children inherit the list (``LLEM_WATCHED_PROCESSES``), so a torchrun rank also
   watches the ``llem measure`` that launched torchrun and everything that one watches.
 
+The workflow puts its Snakemake process into that list (:func:`mark_as_starter`), so a job
+whose Snakemake died while the job's bash was still starting it stops at its first check,
+though its own ancestors no longer lead to Snakemake. Entries name their host: a list carried
+to another node (an ``sbatch`` exporting the environment) watches nothing there.
+
 An orphan kills its own children (torchrun and its ranks), says so on stderr and in the event
 journal, and exits at once with status :data:`EXIT_ORPHANED`, without running any cleanup or
 write: a measured window it had open is abandoned, and nothing it would have written appears.
@@ -27,6 +32,7 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -64,7 +70,7 @@ class ProcessId:
             return True  # it exists; another user's process
 
     def encode(self) -> str:
-        return f"{self.pid}:{self.create_time!r}"
+        return f"{socket.gethostname()}:{self.pid}:{self.create_time!r}"
 
 
 def identify(process: psutil.Process) -> ProcessId:
@@ -90,14 +96,25 @@ def ancestors_to_watch(process: psutil.Process | None = None) -> list[ProcessId]
 def inherited(environ: Mapping[str, str] | None = None) -> list[ProcessId]:
     """Processes an llem ancestor watched (and that ancestor), from ``LLEM_WATCHED_PROCESSES``."""
     env = os.environ if environ is None else environ
+    host = socket.gethostname()
     found: list[ProcessId] = []
     for item in env.get(WATCH_ENV, "").split(","):
-        pid, _, created = item.partition(":")
+        parts = item.rsplit(":", 2)
+        if len(parts) != 3 or parts[0] != host:
+            continue
         try:
-            found.append(ProcessId(int(pid), float(created)))
+            found.append(ProcessId(int(parts[1]), float(parts[2])))
         except ValueError:
             continue
     return found
+
+
+def mark_as_starter() -> None:
+    """Make llem steps started from this process (and below it) stop when it is gone.
+
+    Replaces the inherited list: this process (Snakemake) is where the watch begins.
+    """
+    os.environ[WATCH_ENV] = identify(psutil.Process()).encode()
 
 
 def set_parent_death_signal(signum: int = signal.SIGTERM) -> bool:
