@@ -280,13 +280,17 @@ def test_a_guarded_step_stops_when_its_starter_is_killed(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-def test_measure_stops_when_its_starter_is_killed_and_writes_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("processes", [1, 2])
+def test_measure_stops_when_its_starter_is_killed_and_writes_nothing(
+    tmp_path: Path, processes: int,
+) -> None:
+    """With 2 processes, torchrun and both ranks stop too."""
     from llem.inference.tiny import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny")
     spec = make_spec(parse_experiment({
         "config_name": "long", "model_name": str(model), "device": "cpu",
-        "prompts": {"num_prompts": 2},
+        "num_processes": processes, "prompts": {"num_prompts": 2},
         "decoder": {"max_output_tokens": 4, "min_output_tokens": 4},
         "energy": {"backend": "estimate", "cpu_tdp_w": 50.0, "min_window_sec": 120.0},
         "warmup": {"convergence_detection": False, "max_prompts": 3, "window_size": 3,
@@ -300,9 +304,14 @@ def test_measure_stops_when_its_starter_is_killed_and_writes_nothing(tmp_path: P
         f"{sys.executable} -m llem measure --spec {spec_path} --models-dir {tmp_path}/m "
         f"--out-dir {out} > {log} 2>&1", _env(tmp_path))
     try:
-        _until(lambda: (out / "warmup.json").exists(), "the measured window begins", 120)
-        assert step.is_running()
+        _until(lambda: (out / "warmup.json").exists(), "the measured window begins", 180)
+        below = step.children(recursive=True)  # torchrun and its ranks
+        assert len(below) == (0 if processes == 1 else 1 + processes)
         _kill_starter_and_wait(starter, step)
+        _, alive = psutil.wait_procs(below, timeout=15)
+        for process in alive:
+            process.kill()
+        assert alive == [], "torchrun or a rank kept running"
     finally:
         if starter.poll() is None:
             starter.kill()
@@ -315,11 +324,26 @@ def test_measure_stops_when_its_starter_is_killed_and_writes_nothing(tmp_path: P
 # --- The event journal of a real campaign -------------------------------------------------
 
 
+Process = tuple[int, int]  # (pid, journal position of its first event): pids get reused
+
+
+def processes(events: list[dict[str, Any]]) -> list[Process]:
+    """The process each event comes from; a ``step-start`` begins a new one for its pid."""
+    current: dict[int, Process] = {}
+    owners: list[Process] = []
+    for index, event in enumerate(events):
+        pid = event["pid"]
+        if event["event"] == "step-start" or pid not in current:
+            current[pid] = (pid, index)
+        owners.append(current[pid])
+    return owners
+
+
 @dataclass(frozen=True)
 class HostHold:
     """One hold of the host lock by one process: journal positions and wall times."""
 
-    pid: int
+    process: Process
     mode: str
     first: int
     last: int
@@ -331,46 +355,45 @@ class HostHold:
 def host_holds(events: list[dict[str, Any]]) -> list[HostHold]:
     """Every hold of the host lock; an orphan's hold ends where it said it stops."""
     holds: list[HostHold] = []
-    held: dict[int, dict[str, Any]] = {}
-    for index, event in enumerate(events):
-        pid, kind = event["pid"], event["event"]
+    held: dict[Process, dict[str, Any]] = {}
+    for index, (event, owner) in enumerate(zip(events, processes(events), strict=True)):
+        kind = event["event"]
         if event.get("lock") == "host" and kind == "lock-acquired":
-            assert pid not in held, f"pid {pid} took the host lock twice"
-            held[pid] = {**event, "index": index}
-        elif pid in held and (kind == "orphaned" or
-                              (event.get("lock") == "host" and kind == "lock-released")):
-            start = held.pop(pid)
-            holds.append(HostHold(pid, start["mode"], start["index"], index, start["t"],
+            assert owner not in held, f"{owner} took the host lock twice"
+            held[owner] = {**event, "index": index}
+        elif owner in held and (kind == "orphaned" or
+                                (event.get("lock") == "host" and kind == "lock-released")):
+            start = held.pop(owner)
+            holds.append(HostHold(owner, start["mode"], start["index"], index, start["t"],
                                   event["t"], start.get("experiment")))
     assert not held, f"processes ended holding the host lock unannounced: {sorted(held)}"
     return holds
 
 
-def steps(events: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+def steps(events: list[dict[str, Any]]) -> dict[Process, dict[str, Any]]:
     """Per step process: its command line and how it ended (ok, error or orphaned)."""
-    found: dict[int, dict[str, Any]] = {}
-    for event in events:
+    found: dict[Process, dict[str, Any]] = {}
+    for event, owner in zip(events, processes(events), strict=True):
         if event["event"] == "step-start":
-            found[event["pid"]] = {"command": event["command"], "step": event["step"],
-                                   "ended": None}
+            found[owner] = {"command": event["command"], "step": event["step"], "ended": None}
         elif event["event"] == "step-end":
-            found[event["pid"]]["ended"] = "error" if event["error"] else "ok"
+            found[owner]["ended"] = "error" if event["error"] else "ok"
         elif event["event"] == "orphaned":  # possibly before it started: no step-start
-            found.setdefault(event["pid"], {"command": None, "step": None})["ended"] = "orphaned"
+            found.setdefault(owner, {"command": None, "step": None})["ended"] = "orphaned"
     return found
 
 
 def assert_measurements_alone(events: list[dict[str, Any]]) -> list[HostHold]:
     """No process holds the host lock while another holds it exclusive (journal order)."""
     holds = host_holds(events)
-    by_pid = steps(events)
+    by_process = steps(events)
     for alone in (h for h in holds if h.mode == "exclusive"):
-        assert by_pid[alone.pid]["step"] in ("baseline", "measure"), by_pid[alone.pid]
+        assert by_process[alone.process]["step"] in ("baseline", "measure")
         for other in holds:
             if other is not alone:
                 assert other.last < alone.first or other.first > alone.last, (
-                    f"{by_pid[other.pid]['command']} ran beside "
-                    f"{by_pid[alone.pid]['command']}")
+                    f"{by_process[other.process]['command']} ran beside "
+                    f"{by_process[alone.process]['command']}")
     return holds
 
 
@@ -421,20 +444,20 @@ def test_no_job_runs_beside_a_baseline_or_measured_window(
 
     events = read_events(journal_path)
     holds = assert_measurements_alone(events)
-    by_pid = steps(events)
-    assert all(step["ended"] == "ok" for step in by_pid.values()), by_pid
+    by_process = steps(events)
+    assert all(step["ended"] == "ok" for step in by_process.values()), by_process
     for name, experiments in campaigns.items():
-        ran = sorted(s["step"] for s in by_pid.values() if f"results/{name}/" in s["command"])
+        ran = sorted(s["step"] for s in by_process.values()
+                     if f"results/{name}/" in s["command"])
         n = len(experiments)
         assert ran == sorted(["env", "baseline", "measure", "aggregate"] * n
                              + ["prepare-model", "ingest", "report"])
         for experiment in experiments:
             raw = tmp_path / name / f"results/{name}/run1/{experiment['config_name']}/cycle_0"
             holder = window_holder(raw / "raw" / "process_0.json", holds)
-            assert by_pid[holder.pid]["step"] == "measure"
+            assert by_process[holder.process]["step"] == "measure"
     # Each step process held the host lock; only baseline and measure held it alone.
-    held = {h.pid for h in holds}
-    assert held == set(by_pid)
+    assert {h.process for h in holds} == set(by_process)
 
 
 def test_a_step_whose_snakemake_is_already_gone_stops_before_it_starts(tmp_path: Path) -> None:

@@ -179,15 +179,16 @@ def test_readme_recovery_after_killing_snakemake_at_random_moments(
 
     events = read_events(journal_path)
     holds = assert_measurements_alone(events)  # no two windows (or a job and one) overlap
-    by_pid = steps(events)
-    assert all(step["ended"] is not None for step in by_pid.values()), by_pid
+    by_process = steps(events)
+    assert all(step["ended"] is not None for step in by_process.values()), by_process
     for exp in experiments:
         cycle = workdir / cycle_dir("k", "run1", exp, 0)
         assert sorted(p.name for p in (cycle / "raw").iterdir()) == [
             "process_0.done", "process_0.json"]
         # The window on disk is the one of a measure that ended well, not of an orphan.
         holder = window_holder(cycle / "raw" / "process_0.json", holds)
-        assert by_pid[holder.pid]["step"] == "measure" and by_pid[holder.pid]["ended"] == "ok"
+        assert by_process[holder.process]["step"] == "measure"
+        assert by_process[holder.process]["ended"] == "ok"
     assert store_experiments(workdir / "results/llem.duckdb") == ["k/run1/a", "k/run1/b"]
     # What Snakemake had counted as finished at a kill was never done again.
     now = _finished_outputs(workdir, experiments)
