@@ -1,7 +1,7 @@
 """Shared test set-up.
 
 torch's intra-op threads thrash on small shared machines, so every test runs single-threaded.
-The host-wide measurement locks of the test session live in a folder of their own, so tests
+The host-wide measurement locks of a test run live in a folder of their own, so tests
 neither wait for nor block real measurements on the same host.
 """
 
