@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from llem import __version__
 from llem.errors import LlemError
+from llem.measure.job_guard import guard_step
 
 EXIT_ERROR = 2
 
@@ -47,7 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     try:
-        return int(args.func(args) or 0)
+        # Workflow steps run guarded: stopped when orphaned, under the host's locks.
+        with guard_step(getattr(args, "step_kind", None),
+                        list(sys.argv[1:] if argv is None else argv), process_wide=argv is None):
+            return int(args.func(args) or 0)
     except LlemError as exc:
         for line in str(exc).splitlines() or ["unknown error"]:
             print(f"llem: error: {line}", file=sys.stderr)

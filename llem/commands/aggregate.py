@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from llem.measure.job_guard import SHARED
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -16,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="Experiment folder holding cycle_<k>/ folders "
                         "(default: the folder of --out).")
     parser.add_argument("--out", type=Path, required=True, help="result.json to write.")
-    parser.set_defaults(func=_aggregate)
+    parser.set_defaults(func=_aggregate, step_kind=SHARED)
 
 
 def _aggregate(args: argparse.Namespace) -> int:

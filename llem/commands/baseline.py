@@ -15,6 +15,8 @@ from llem.measure.baseline import (
     write_baseline,
 )
 from llem.measure.devices import cuda_indices_for_config
+from llem.measure.job_guard import MEASURING, current
+from llem.measure.orphan import stop_if_orphaned
 
 
 def register(subparsers: Any) -> None:
@@ -33,12 +35,15 @@ def register(subparsers: Any) -> None:
         "~/.cache/llem/baselines)",
     )
     parser.add_argument("--no-cache", action="store_true", help="always measure afresh")
-    parser.set_defaults(func=handle)
+    parser.set_defaults(func=handle, step_kind=MEASURING)
 
 
 def handle(args: argparse.Namespace) -> int:
     spec = read_experiment_spec(args.spec)
     config = spec.config
+    guard = current()
+    if guard is not None:  # the devices, then the host alone, from the first read to the last
+        guard.hold_devices(config, spec.experiment_id, exclusive=True)
     record = measure_baseline(
         config.baseline,
         energy_cfg=config.energy,
@@ -46,7 +51,10 @@ def handle(args: argparse.Namespace) -> int:
         cache_dir=Path(args.cache_dir) if args.cache_dir else default_cache_dir(),
         use_cache=not args.no_cache,
     )
+    stop_if_orphaned()
     write_baseline(record, args.out)
+    if guard is not None:
+        guard.release()
     print(baseline_summary(record))
     for warning in record.warnings:
         print(f"llem: warning: {warning}", file=sys.stderr)

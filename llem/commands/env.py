@@ -12,6 +12,7 @@ from llem.errors import LlemError
 from llem.io import write_json_atomic
 from llem.measure.devices import cuda_indices_for_config
 from llem.measure.environment import collect_environment
+from llem.measure.job_guard import SHARED
 
 
 def register(subparsers: Any) -> None:
@@ -30,7 +31,7 @@ def register(subparsers: Any) -> None:
         "--spec", default=None,
         help="resolved experiment spec: the GPU it uses is reported as 'gpu'",
     )
-    parser.set_defaults(func=handle)
+    parser.set_defaults(func=handle, step_kind=SHARED)
 
 
 def handle(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import sys
 
 from llem.commands._store_args import add_store_options, notify
 from llem.errors import shown_name
+from llem.measure.job_guard import SHARED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="Write a JSON receipt (batch id, counts, files) here after the commit (the "
         "place is checked first: nothing is ingested if it cannot be written).",
     )
-    parser.set_defaults(func=_ingest)
+    parser.set_defaults(func=_ingest, step_kind=SHARED)
 
 
 def _ingest(args: argparse.Namespace) -> int:

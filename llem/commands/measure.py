@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from llem.constants import DEFAULT_MODELS_DIR
+from llem.measure.job_guard import MEASURING, current
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cycle", type=int, default=0, help="Cycle index, from 0.")
     parser.add_argument("--rank-worker", action="store_true",
                         help=argparse.SUPPRESS)  # set by the torchrun launch
-    parser.set_defaults(func=_measure)
+    parser.set_defaults(func=_measure, step_kind=MEASURING)
 
 
 def _measure(args: argparse.Namespace) -> int:
@@ -42,6 +43,10 @@ def _measure(args: argparse.Namespace) -> int:
     if args.model_record is not None:
         args.models_dir = models_dir_of_record(args.model_record, spec.config)
     processes = spec.config.num_processes
+    # The launching process holds the devices and the host for every rank; ranks take none.
+    guard = None if args.rank_worker else current()
+    if guard is not None:  # the host alone from warmup on; all of torchrun for N ranks
+        guard.hold_devices(spec.config, spec.experiment_id, exclusive=processes > 1)
     if processes > 1 and not args.rank_worker:
         worker_args = ["measure", "--spec", str(args.spec), "--models-dir", str(args.models_dir),
                        "--out-dir", str(args.out_dir), "--cycle", str(args.cycle),
@@ -55,7 +60,8 @@ def _measure(args: argparse.Namespace) -> int:
         spec=spec, models_dir=args.models_dir, out_dir=args.out_dir, cycle=args.cycle,
         environment_path=args.environment, baseline_path=args.baseline,
     )
-    raw = measure(inputs, RankInfo.from_env() if args.rank_worker else RankInfo())
+    raw = measure(inputs, RankInfo.from_env() if args.rank_worker else RankInfo(),
+                  exclusive=guard.exclusive if guard is not None else None)
     energy_j = raw.energy_metrics.total_energy_j
     energy = "unmeasured" if energy_j is None else f"{energy_j:.3f} J"
     print(f"{raw.output_tokens} output tokens, {raw.output_tokens_per_second:.1f} tok/s, "

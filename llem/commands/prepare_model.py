@@ -7,6 +7,7 @@ from pathlib import Path
 
 from llem.constants import DEFAULT_MODELS_DIR
 from llem.errors import ConfigError
+from llem.measure.job_guard import SHARED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="Tiny model architecture: llama or qwen2 (with --tiny).")
     parser.add_argument("--out", type=Path, help="Output folder of --tiny.")
     parser.add_argument("--force", action="store_true", help="Prepare again even if present.")
-    parser.set_defaults(func=_prepare)
+    parser.set_defaults(func=_prepare, step_kind=SHARED)
 
 
 def _prepare(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from llem.errors import LlemError
+from llem.measure.job_guard import SHARED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=Path,
         help="Folder for one PNG per experiment (and cycle): power and temperature over time.",
     )
-    parser.set_defaults(func=_report)
+    parser.set_defaults(func=_report, step_kind=SHARED)
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -5,6 +5,11 @@ with ``--rank-worker``, so a workflow rule is the same for one or N processes. R
 on CPU and NCCL on GPUs; they meet at a barrier before the measured window starts and agree
 (all-reduce) on whether the window is long enough, so they all repeat the prompt set the
 same number of times.
+
+Ranks take no lock: the launching ``llem measure`` holds the experiment's device locks and the
+host lock for all of them. Each rank stops when torchrun or the launching process is gone
+(``LLEM_WATCHED_PROCESSES``, inherited), and an orphaned launcher kills torchrun and its
+ranks first (:mod:`llem.measure.orphan`).
 """
 
 from __future__ import annotations

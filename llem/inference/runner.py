@@ -56,6 +56,7 @@ from llem.inference.phases import split_phases
 from llem.inference.prompts import load_prompts
 from llem.inference.warmup import run_warmup
 from llem.io import write_json_atomic, write_text_atomic
+from llem.measure.orphan import stop_if_orphaned
 
 Log = Callable[[str], None]
 
@@ -102,11 +103,13 @@ def measure(
     ranks: RankInfo | None = None,
     log: Log = stderr_log,
     on_loaded: Callable[[LoadedModel], None] | None = None,
+    exclusive: Callable[[], None] | None = None,
 ) -> RawProcessResult:
     """Run one rank's measurement and write its files; returns the raw result.
 
     ``on_loaded`` is called with the loaded model before warmup (e.g. to attach hooks that
-    observe what the run does to the model).
+    observe what the run does to the model). ``exclusive`` is called after loading, before
+    warmup: it returns once the host is this run's alone (the host lock, held to the end).
     """
     import torch
 
@@ -138,6 +141,8 @@ def measure(
         def run(batch: Batch) -> BatchOutcome:
             return generate_batch(loaded.model, batch, gen_kwargs, plan.device, sync)
 
+        if exclusive is not None:
+            exclusive()
         torch.manual_seed(cfg.decoder.seed)
         warmup = run_warmup(
             lambda i: run(batches[i % len(batches)]).latency_ms, cfg.warmup,
@@ -418,6 +423,7 @@ def _write_outputs(
     inputs: MeasureInputs, ranks: RankInfo, cfg: Any, raw: RawProcessResult, result: Any
 ) -> None:
     """Time series, then the raw result, then the completion marker (last)."""
+    stop_if_orphaned()  # an orphan exits here: nothing of it looks complete
     if cfg.timeseries.enabled and cfg.timeseries.save:
         from llem.measure.timeseries import write_timeseries
 

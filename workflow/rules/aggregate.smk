@@ -13,6 +13,7 @@ rule aggregate:
         "benchmarks/aggregate/{campaign}/{run_id}/{exp}.tsv"
     resources:
         gpu=0,
+        llem_host=1,
         mem_mb=2000,
         runtime=10,
     shell:

@@ -5,11 +5,14 @@ from snakemake.exceptions import WorkflowError
 
 from llem import workflow as llem_workflow
 from llem.errors import ConfigError
+from llem.measure import orphan
 
 # Jobs call `python -m llem` with the interpreter running this workflow, activated or not.
 llem_workflow.put_interpreter_first_on_path()
 # Large sweeps plan faster when Python's garbage collector runs less often.
 llem_workflow.relax_garbage_collection()
+# Jobs stop when this Snakemake is gone (killed), even while their shell was starting them.
+orphan.mark_as_starter()
 
 # A bad config stops here, before any job, with one line per problem naming file and field.
 try:
@@ -17,6 +20,13 @@ try:
     llem_workflow.sync_specs(PLAN)
 except ConfigError as error:
     raise WorkflowError(f"invalid campaign config:\n{error}") from None
+
+
+# Units of the `llem_host` resource a measured job (baseline, measure) takes; the local profile
+# gives the host exactly this many and every other job takes one, so Snakemake starts no job
+# beside a measured one. The host lock (llem.measure.device_lock) holds the same across
+# Snakemake instances and users.
+HOST_UNITS = 100
 
 
 wildcard_constraints:

@@ -15,6 +15,7 @@ rule environment:
         "measurement"
     resources:
         gpu=0,
+        llem_host=1,
         mem_mb=1000,
         runtime=10,
     shell:
@@ -34,7 +35,7 @@ rule baseline:
         "measurement"
     resources:
         gpu=get_gpu_count,
-        measurement=1,
+        llem_host=HOST_UNITS,
         mem_mb=4000,
         runtime=15,
     shell:
@@ -58,7 +59,7 @@ rule measure:
         "measurement"
     resources:
         gpu=get_gpu_count,
-        measurement=1,
+        llem_host=HOST_UNITS,
         mem_mb=16000,
         runtime=120,
     shell:

@@ -17,6 +17,7 @@ rule prepare_model:
         "benchmarks/prepare_model/{model_key}.tsv"
     resources:
         gpu=0,
+        llem_host=1,
         mem_mb=16000,
         runtime=120,
     shell:

@@ -38,6 +38,7 @@ rule report:
         "benchmarks/report/{campaign}/{run_id}.tsv"
     resources:
         gpu=0,
+        llem_host=1,
         mem_mb=2000,
         runtime=10,
     shell:

@@ -19,6 +19,7 @@ rule ingest:
         "benchmarks/ingest/{campaign}/{run_id}.tsv"
     resources:
         gpu=0,
+        llem_host=1,
         mem_mb=2000,
         runtime=10,
     shell:
