@@ -451,7 +451,12 @@ def test_no_job_runs_beside_a_baseline_or_measured_window(
                      if f"results/{name}/" in s["command"])
         n = len(experiments)
         assert ran == sorted(["env", "baseline", "measure", "aggregate"] * n
-                             + ["prepare-model", "ingest", "report"])
+                             + ["ingest", "report"])
+    # The model is prepared once in each working folder, from its model-key spec.
+    prepared = [s for s in by_process.values() if s["step"] == "prepare-model"]
+    assert len(prepared) == len(campaigns)
+    assert all("resources/model_specs/" in s["command"] for s in prepared)
+    for name, experiments in campaigns.items():
         for experiment in experiments:
             raw = tmp_path / name / f"results/{name}/run1/{experiment['config_name']}/cycle_0"
             holder = window_holder(raw / "raw" / "process_0.json", holds)
