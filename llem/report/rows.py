@@ -40,6 +40,9 @@ class ExperimentRow:
     throttled: str | None
     throttle_duration_sec: float | None
     max_temperature_c: float | None
+    sampler_cpu_sec: float | None = None
+    sampler_cpu_fraction: float | None = None
+    sampler_reads: int | None = None
     notes: list[str] = field(default_factory=list)
     # Not shown in the table: where this row's time series files are.
     timeseries_files: list[Path] = field(default_factory=list, repr=False)
@@ -75,6 +78,9 @@ COLUMNS: list[tuple[str, str]] = [
     ("throttled", "throttling"),
     ("throttle_duration_sec", "throttled (s)"),
     ("max_temperature_c", "max temp (C)"),
+    ("sampler_cpu_sec", "sampler CPU (s)"),
+    ("sampler_cpu_fraction", "sampler CPU / process CPU"),
+    ("sampler_reads", "sampler reads"),
     ("notes", "warnings"),
 ]
 
@@ -105,6 +111,7 @@ def row_of(result: AggregatedResult, path: Path) -> ExperimentRow:
     latency = result.latency_stats
     throttle = result.thermal_throttle
     window = result.measured_window
+    cost = result.instrumentation
     notes = [*(result.measurement_warnings or []), *result.aggregation.warnings]
     if result.energy_unavailable_reason:
         notes.insert(0, f"energy unavailable: {result.energy_unavailable_reason}")
@@ -133,6 +140,9 @@ def row_of(result: AggregatedResult, path: Path) -> ExperimentRow:
         throttled=_throttle_text(throttle),
         throttle_duration_sec=throttle.throttle_duration_sec if throttle is not None else None,
         max_temperature_c=throttle.max_temperature_c if throttle is not None else None,
+        sampler_cpu_sec=cost.sampler_cpu_sec if cost is not None else None,
+        sampler_cpu_fraction=cost.cpu_fraction if cost is not None else None,
+        sampler_reads=cost.reads if cost is not None else None,
         notes=notes,
         timeseries_files=timeseries_files(result, path),
     )

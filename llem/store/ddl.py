@@ -11,6 +11,8 @@ Store schema versions (``store_meta.store_schema_version``):
   ingested file, verbatim) only.
 * 1 - adds the derived tables ``results``, ``process_results``, ``cycle_statistics`` and
   ``timeseries``, and the views ``latest_results`` and ``results_flat``.
+* 2 - adds what measuring cost (``sampler_*`` columns and ``instrumentation``) to
+  ``results`` and ``process_results``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 #: Store schema version this llem writes and reads. Older stores are migrated forward.
-STORE_SCHEMA_VERSION = 1
+STORE_SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,20 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 
 def _c(name: str, type_: str, description: str, not_null: bool = False) -> Column:
     return Column(name, type_, description, not_null)
+
+
+#: What measuring cost (llem.domain.instrumentation.InstrumentationCost), as columns.
+_INSTRUMENTATION = (
+    _c("sampler_cpu_sec", "DOUBLE",
+       "CPU seconds of llem's sampler thread over the measured window (thread CPU clock; "
+       "0 when no sampler ran); null when unmeasured or not recorded."),
+    _c("sampler_cpu_fraction", "DOUBLE",
+       "sampler_cpu_sec over the process CPU seconds of the window."),
+    _c("sampler_reads", "BIGINT", "Reads of the energy source by the sampler."),
+    _c("sampler_mean_read_ms", "DOUBLE", "Mean wall time of one sampler read, ms."),
+    _c("instrumentation", "JSON",
+       "InstrumentationCost: what the sampler served and what measuring cost."),
+)
 
 
 _PROVENANCE = (
@@ -184,6 +200,7 @@ RESULTS = Table(
         _c("max_temperature_c", "DOUBLE", "Peak temperature in the window, C."),
         _c("ttft_mean_ms", "DOUBLE", "Mean time to first token, ms."),
         _c("itl_mean_ms", "DOUBLE", "Mean inter-token latency, ms."),
+        *_INSTRUMENTATION,
         _c("timeseries_path", "VARCHAR", "Time-series file named by the result, as written."),
         _c("environment", "JSON", "EnvironmentMetadata."),
         _c("latency_stats", "JSON", "LatencyStatistics."),
@@ -247,6 +264,7 @@ PROCESS_RESULTS = Table(
         _c("end_time", "TIMESTAMP", "End of the process's measured work."),
         _c("duration_sec", "DOUBLE", "end - start, s."),
         _c("timestamps_utc", "BOOLEAN", "True: UTC; false: naive local time as written."),
+        *_INSTRUMENTATION,
         _c("timeseries_path", "VARCHAR", "Time-series file named by the process, as written."),
         _c("environment", "JSON", "EnvironmentMetadata."),
         _c("energy_breakdown", "JSON", "EnergyBreakdown."),

@@ -22,7 +22,13 @@ import duckdb
 
 from llem.errors import LlemError, StoreError
 from llem.loader import parse_document
-from llem.store.ddl import DERIVED_TABLES, STORE_SCHEMA_VERSION, VIEWS, create_table_sql
+from llem.store.ddl import (
+    DERIVED_TABLES,
+    STORE_SCHEMA_VERSION,
+    TIMESERIES,
+    VIEWS,
+    create_table_sql,
+)
 
 Notify = Callable[[str], None]
 
@@ -136,7 +142,25 @@ def rederive_from_documents(conn: duckdb.DuckDBPyConnection, notify: Notify | No
     insert_rowsets(conn, rowsets, with_documents=False)
 
 
+def _v1_to_v2(conn: duckdb.DuckDBPyConnection, notify: Notify | None) -> None:
+    """Rebuild the result tables with the instrumentation cost columns, from ``documents``.
+
+    The time-series rows do not change and stay as they are.
+    """
+    for name in VIEWS:
+        conn.execute(f"DROP VIEW IF EXISTS {name}")
+    rebuilt = [t for t in DERIVED_TABLES if t.name != TIMESERIES.name]
+    for table in rebuilt:
+        conn.execute(f"DROP TABLE {table.name}")
+        for statement in create_table_sql(table):
+            conn.execute(statement)
+    for statement in VIEWS.values():
+        conn.execute(statement)
+    rederive_from_documents(conn, notify)
+
+
 #: Migration steps by the version they start from.
 STEPS: dict[int, Callable[[duckdb.DuckDBPyConnection, Notify | None], None]] = {
     0: _v0_to_v1,
+    1: _v1_to_v2,
 }
