@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from llem.columns import table_from_rows
+
 #: Store schema version this llem writes and reads. Older stores are migrated forward.
 STORE_SCHEMA_VERSION = 2
 
@@ -415,10 +417,10 @@ def arrow_schema(table: Table) -> pa.Schema:
 def arrow_table(table: Table, rows: list[dict]) -> pa.Table:
     """Rows (dicts keyed by column name) as an Arrow table with the declared types.
 
-    Keys that are not columns are ignored and missing columns are null; Arrow converts the
-    rows itself, several times faster than building Python column lists first.
+    Keys that are not columns are ignored and missing columns are null. Built from Arrow
+    buffers (:mod:`llem.columns`): pyarrow's own row conversion imports pandas.
     """
-    return pa.Table.from_pylist(rows, schema=arrow_schema(table))
+    return table_from_rows(rows, arrow_schema(table))
 
 
 def _quote(text: str) -> str:

@@ -34,6 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from llem import __version__
+from llem.columns import table_from_columns
 from llem.errors import LlemError, ResultLoadError, StoreError
 from llem.io import write_json_atomic
 from llem.loader import LoadedResult, decode_document, parse_document
@@ -468,7 +469,7 @@ def _existing(
     wanted = sorted({i for i in ids if i is not None})
     if not wanted:
         return {}
-    incoming = pa.table({"k": pa.array(wanted, pa.string())})
+    incoming = table_from_columns({"k": wanted}, pa.schema([("k", pa.string())]))
     conn.register("_llem_incoming_keys", incoming)
     try:
         rows = conn.execute(
