@@ -128,8 +128,8 @@ class Workload:
         self.sync()
         return tokens
 
-    def measured(self, selection: EnergySelection, interval_ms: int) -> tuple[int, float | None]:
-        """Output tokens of the measured path, and the window's instrumentation CPU fraction."""
+    def measured(self, selection: EnergySelection, interval_ms: int) -> tuple[int, Any]:
+        """Output tokens of the measured path, and the window's instrumentation cost."""
         sync = self.sync if self.plan.is_cuda else None
         window = MeasurementWindow(selection, sample_interval_ms=interval_ms, keep_samples=True,
                                    min_window_sec=0.0, sync=sync, phase_split=True)
@@ -141,9 +141,7 @@ class Workload:
                                                self.plan.device, sync))
         result = window.end()
         split_phases(outcomes, result)
-        cost = result.instrumentation
-        return (sum(sum(o.output_counts) for o in outcomes),
-                cost.cpu_fraction if cost is not None else None)
+        return sum(sum(o.output_counts) for o in outcomes), result.instrumentation
 
 
 @dataclass
@@ -153,7 +151,18 @@ class Rounds:
     rate: dict[str, list[float]] = field(default_factory=lambda: {leg: [] for leg in LEGS})
     cpu_fraction: dict[str, list[float]] = field(
         default_factory=lambda: {"llem": [], "plain poller": []})
-    reads: list[int] = field(default_factory=list)
+    reads: dict[str, list[int]] = field(
+        default_factory=lambda: {"llem": [], "plain poller": []})
+    cpu_per_read_us: dict[str, list[float]] = field(
+        default_factory=lambda: {"llem": [], "plain poller": []})
+
+    def add_cost(self, leg: str, fraction: float | None, cpu_sec: float | None,
+                 reads: int) -> None:
+        if fraction is not None:
+            self.cpu_fraction[leg].append(fraction)
+        self.reads[leg].append(reads)
+        if cpu_sec is not None and reads:
+            self.cpu_per_read_us[leg].append(cpu_sec / reads * 1e6)
 
 
 def run_leg(leg: str, work: Workload, selection: EnergySelection, interval_ms: int,
@@ -162,14 +171,13 @@ def run_leg(leg: str, work: Workload, selection: EnergySelection, interval_ms: i
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     if leg == "llem":
-        tokens, fraction = work.measured(selection, interval_ms)
-        if fraction is not None:
-            rounds.cpu_fraction[leg].append(fraction)
+        tokens, cost = work.measured(selection, interval_ms)
+        rounds.add_cost(leg, cost.cpu_fraction, cost.sampler_cpu_sec, cost.reads)
     elif leg == "plain poller":
         with PlainPoller(selection.source.sample, interval_ms / 1000.0) as poller:
             tokens = work.bare()
-        rounds.cpu_fraction[leg].append(poller.cpu_sec / (time.process_time() - cpu0))
-        rounds.reads.append(poller.reads)
+        rounds.add_cost(leg, poller.cpu_sec / (time.process_time() - cpu0), poller.cpu_sec,
+                        poller.reads)
     else:
         tokens = work.bare()
     rounds.rate[leg].append(tokens / (time.perf_counter() - t0))
@@ -192,20 +200,23 @@ def _ratio_text(values: list[float], reference: list[float]) -> str:
     return f"{statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})"
 
 
+def _median(values: list[float] | list[int]) -> float | None:
+    return statistics.median(values) if values else None
+
+
 def report(interval_ms: int, rounds: Rounds) -> float | None:
-    """Print one interval's line; returns llem's median CPU fraction."""
+    """Print one interval's lines; returns llem's median CPU fraction."""
     ref = rounds.rate["bare A"]
-    llem_cpu = rounds.cpu_fraction["llem"]
-    poll_cpu = rounds.cpu_fraction["plain poller"]
-    llem_med = statistics.median(llem_cpu) if llem_cpu else None
-    poll_med = statistics.median(poll_cpu) if poll_cpu else None
-    versus = f"{llem_med / poll_med:6.2f}" if llem_med and poll_med else "   n/a"
     print(f"{interval_ms:6d} ms  {_ratio_text(rounds.rate['bare B'], ref):20s} "
           f"{_ratio_text(rounds.rate['llem'], ref):20s} "
-          f"{_ratio_text(rounds.rate['plain poller'], ref):20s} "
-          f"{_pct(llem_med):>8s} {_pct(poll_med):>8s} {versus}   "
-          f"{statistics.median(rounds.reads) if rounds.reads else 0:>5.0f}")
-    return llem_med
+          f"{_ratio_text(rounds.rate['plain poller'], ref)}")
+    for leg in ("llem", "plain poller"):
+        fraction = _median(rounds.cpu_fraction[leg])
+        per_read = _median(rounds.cpu_per_read_us[leg])
+        print(f"{'':9s}  {leg:12s} CPU fraction {_pct(fraction):>8s}, "
+              f"{_median(rounds.reads[leg]) or 0:.0f} reads per leg, "
+              f"{'n/a' if per_read is None else f'{per_read:.0f}'} us CPU per read")
+    return _median(rounds.cpu_fraction["llem"])
 
 
 def _pct(value: float | None) -> str:
@@ -306,8 +317,8 @@ def main() -> int:
               f"batches of {args.batch_size}, {args.max_new} new tokens, {work.passes} "
               f"pass(es) per leg; source {selection.name} ({len(selection.devices)} "
               f"device(s)); {args.rounds} rounds, legs in random order")
-        print("interval  A/A (bare B/bare A)  llem/bare A          plain poller/bare A  "
-              "llem CPU poll CPU llem/poll  reads")
+        print("wall-clock throughput over bare A, median (min-max) of the rounds:")
+        print("interval  A/A (bare B/bare A)  llem/bare A          plain poller/bare A")
         for k, interval in enumerate(intervals):
             rounds = measure_interval(work, selection, interval, args.rounds, args.seed + k)
             fraction = report(interval, rounds)
