@@ -34,6 +34,7 @@ from llem.domain.experiment import (
     MultiCycleResult,
     RawProcessResult,
 )
+from llem.domain.instrumentation import SAMPLER_USES, InstrumentationCost
 from llem.domain.metrics import (
     BatchEfficiencyMetrics,
     DeviceEnergy,
@@ -248,6 +249,7 @@ def aggregate_processes(
         output_tokens_per_second=output_tokens / union_sec if union_sec > 0 else None,
         energy_per_output_token_j=_ratio(energy.total_j, output_tokens),
         phase_energy=combine_phases(raws),
+        instrumentation=combine_instrumentation(raws),
         model_source=first.model_source,
         measurement_warnings=warnings or None,
         cycle_id=first.cycle_id,
@@ -466,6 +468,42 @@ def combine_phases(raws: Sequence[RawProcessResult]) -> PhaseEnergy | None:
         decode_time_sec=sum(p.decode_time_sec for p in ok),
         method=ok[0].method,
         unavailable_reason=reason,
+    )
+
+
+def combine_instrumentation(raws: Sequence[RawProcessResult]) -> InstrumentationCost | None:
+    """CPU seconds and reads summed over ranks; the fraction is of their summed CPU time.
+
+    None when a rank recorded no cost (a result from before llem recorded it); a sum over
+    the others would understate it.
+    """
+    costs = [r.instrumentation for r in raws]
+    if not costs or any(c is None for c in costs):
+        return None
+    known = [c for c in costs if c is not None]
+
+    def total(values: list[float | None]) -> float | None:
+        return None if any(v is None for v in values) else sum(v or 0.0 for v in values)
+
+    sampler_cpu = total([c.sampler_cpu_sec for c in known])
+    process_cpu = total([c.process_cpu_sec for c in known])
+    reads = sum(c.reads for c in known)
+    timed = [c for c in known if c.reads]
+    read_ms = total([c.mean_read_ms * c.reads if c.mean_read_ms is not None else None
+                     for c in timed])
+    intervals = sorted({c.sample_interval_ms for c in known if c.sample_interval_ms})
+    reasons = [f"rank {r.process_index}: {c.unavailable_reason}"
+               for r, c in zip(raws, known, strict=True) if c.unavailable_reason]
+    return InstrumentationCost(
+        sampler_served=[u for u in SAMPLER_USES if any(u in c.sampler_served for c in known)],
+        sample_interval_ms=intervals[0] if len(intervals) == 1 else None,
+        sampler_cpu_sec=sampler_cpu,
+        reads=reads,
+        mean_read_ms=read_ms / reads if read_ms is not None and reads else None,
+        process_cpu_sec=process_cpu,
+        cpu_fraction=sampler_cpu / process_cpu
+        if sampler_cpu is not None and process_cpu else None,
+        unavailable_reason="; ".join(reasons) or None,
     )
 
 

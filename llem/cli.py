@@ -21,8 +21,14 @@ from llem.measure.job_guard import guard_step
 EXIT_ERROR = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every sub-command registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every sub-command registered, or only ``command``'s.
+
+    Each workflow step is its own process: importing every command module (and what each
+    imports) for one of them is start-up time spent per experiment. A sub-command lives in the
+    module of its name (``prepare-model`` in ``prepare_model.py``); an unknown name registers
+    them all, so the error lists the choices.
+    """
     parser = argparse.ArgumentParser(
         prog="llem",
         description="Measure energy, throughput and latency of LLM inference; keep every "
@@ -32,25 +38,28 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     import llem.commands as commands_pkg
 
-    for info in sorted(pkgutil.iter_modules(commands_pkg.__path__), key=lambda m: m.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"llem.commands.{info.name}")
+    names = sorted(info.name for info in pkgutil.iter_modules(commands_pkg.__path__)
+                   if not info.name.startswith("_"))
+    wanted = command.replace("-", "_") if command else None
+    for name in [wanted] if wanted in names else names:
+        module = importlib.import_module(f"llem.commands.{name}")
         module.register(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
-    parser = build_parser()
+    process_wide = argv is None  # the real command line, not a call from Python
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return EXIT_ERROR
     try:
         # Workflow steps run guarded: stopped when orphaned, under the host's locks.
-        with guard_step(getattr(args, "step_kind", None),
-                        list(sys.argv[1:] if argv is None else argv), process_wide=argv is None):
+        with guard_step(getattr(args, "step_kind", None), argv, process_wide=process_wide):
             return int(args.func(args) or 0)
     except LlemError as exc:
         for line in str(exc).splitlines() or ["unknown error"]:

@@ -22,6 +22,7 @@ from llem.aggregate import (
 from llem.cli import main
 from llem.config.campaign import make_spec, parse_experiment, write_experiment_spec
 from llem.domain.experiment import MultiCycleResult, RawProcessResult, Timestamps
+from llem.domain.instrumentation import InstrumentationCost
 from llem.domain.metrics import (
     ComputeMetrics,
     DeviceEnergy,
@@ -351,3 +352,28 @@ def test_an_undefined_throughput_cv_is_null_not_zero() -> None:
     cycles = [_cycle(k, 100.0, 100).model_copy(update={"total_tokens": 0}) for k in range(2)]
     st = aggregate_cycles(cycles, spec_for(num_cycles=3)).statistics
     assert st.throughput_mean_tps == 0.0 and st.throughput_cv is None
+
+
+def test_instrumentation_cost_is_summed_over_ranks() -> None:
+    def cost(served: list[str], cpu: float, reads: int, read_ms: float | None,
+             process: float) -> InstrumentationCost:
+        return InstrumentationCost(
+            sampler_served=served, sample_interval_ms=100.0, sampler_cpu_sec=cpu, reads=reads,
+            mean_read_ms=read_ms, process_cpu_sec=process, cpu_fraction=cpu / process,
+        )
+
+    result = aggregate_processes([
+        raw(0, instrumentation=cost(["throttle_reasons", "phase_split"], 0.02, 100, 0.1, 9.0)),
+        raw(1, instrumentation=cost(["timeseries"], 0.01, 50, 0.4, 1.0)),
+    ], spec_for())
+    total = result.instrumentation
+    assert total is not None
+    assert total.sampler_served == ["timeseries", "throttle_reasons", "phase_split"]
+    assert total.sampler_cpu_sec == pytest.approx(0.03) and total.reads == 150
+    assert total.mean_read_ms == pytest.approx((100 * 0.1 + 50 * 0.4) / 150)
+    assert total.process_cpu_sec == pytest.approx(10.0)
+    assert total.cpu_fraction == pytest.approx(0.003)
+    # a rank without a recorded cost (an older result) leaves the sum unknown, not partial
+    older = aggregate_processes([raw(0, instrumentation=cost([], 0.0, 0, None, 1.0)), raw(1)],
+                                spec_for())
+    assert older.instrumentation is None

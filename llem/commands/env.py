@@ -7,10 +7,8 @@ import json
 import sys
 from typing import Any
 
-from llem.config.campaign import read_experiment_spec
 from llem.errors import LlemError
 from llem.io import write_json_atomic
-from llem.measure.devices import cuda_indices_for_config
 from llem.measure.environment import collect_environment
 from llem.measure.job_guard import SHARED
 
@@ -42,6 +40,9 @@ def handle(args: argparse.Namespace) -> int:
         except ValueError:
             indices = None
     elif args.spec:
+        from llem.config.campaign import read_experiment_spec  # only a spec needs the config
+        from llem.measure.devices import cuda_indices_for_config
+
         try:
             indices = cuda_indices_for_config(read_experiment_spec(args.spec).config) or None
         except LlemError as exc:  # collection never fails; the spec only picks the GPU

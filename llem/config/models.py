@@ -157,6 +157,12 @@ class EnergyConfig(_Config):
         "reached. The NVML counter updates about every 100 ms, so the quantization error is "
         "about 0.2 s / window (2% at 10 s).",
     )
+    phase_split: bool = Field(
+        default=True,
+        description="Split the window's energy into prefill and decode (needs the background "
+        "sampler; false = the split's energies are null and, with the time series off, an "
+        "energy source without throttle reasons runs no sampler).",
+    )
 
     @model_validator(mode="after")
     def _estimate_needs_tdp(self) -> EnergyConfig:

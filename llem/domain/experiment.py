@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from llem.constants import SCHEMA_VERSION
 from llem.domain.environment import EnvironmentMetadata
+from llem.domain.instrumentation import InstrumentationCost
 from llem.domain.metrics import (
     ComputeMetrics,
     DeviceEnergy,
@@ -95,6 +96,10 @@ class _V3Provenance(_Result):
     )
     phase_energy: PhaseEnergy | None = Field(
         default=None, description="Prefill/decode split of time and energy."
+    )
+    instrumentation: InstrumentationCost | None = Field(
+        default=None,
+        description="What measuring cost over the measured window (summed over processes).",
     )
     model_source: ModelSource | None = Field(
         default=None, description="Where the model's weights came from."

@@ -18,8 +18,14 @@ from llem.inference.generation import BatchOutcome
 METHOD = "sampled_energy_interpolated_at_step_stamps"
 
 
-def split_phases(outcomes: Sequence[BatchOutcome], window: Any) -> PhaseEnergy:
-    """Prefill and decode time of all batches, and their energies when the window has them."""
+def split_phases(
+    outcomes: Sequence[BatchOutcome], window: Any, energies: bool = True
+) -> PhaseEnergy:
+    """Prefill and decode time of all batches, and their energies when the window has them.
+
+    ``energies=False`` (``energy.phase_split: false``) records the times only: no sampler ran
+    for the split, so its energies are null with that reason.
+    """
     prefill: list[tuple[float, float]] = []
     decode: list[tuple[float, float]] = []
     for outcome in outcomes:
@@ -30,6 +36,12 @@ def split_phases(outcomes: Sequence[BatchOutcome], window: Any) -> PhaseEnergy:
         decode.append((first, outcome.end_sec))
     prefill_sec = sum(b - a for a, b in prefill)
     decode_sec = sum(b - a for a, b in decode)
+    if not energies:
+        return PhaseEnergy(
+            prefill_energy_j=None, decode_energy_j=None, prefill_time_sec=prefill_sec,
+            decode_time_sec=decode_sec, method=METHOD,
+            unavailable_reason="energy.phase_split is false: the energy was not split",
+        )
     if window.total_energy_j is None:
         return PhaseEnergy(
             prefill_energy_j=None, decode_energy_j=None, prefill_time_sec=prefill_sec,

@@ -156,10 +156,10 @@ def measure(
         try:
             baseline = _read_baseline(inputs.baseline_path, selection.device_ids,
                                       environment.host)
-            keep = True  # samples feed the prefill/decode split and the time series
-            window = MeasurementWindow(
+            window = MeasurementWindow(  # the sampler starts only if something needs it
                 selection, sample_interval_ms=cfg.timeseries.sample_interval_ms,
-                keep_samples=keep, min_window_sec=cfg.energy.min_window_sec, sync=sync,
+                keep_samples=cfg.timeseries.enabled, min_window_sec=cfg.energy.min_window_sec,
+                sync=sync, phase_split=cfg.energy.phase_split,
             )
             if plan.is_cuda:
                 torch.cuda.reset_peak_memory_stats(plan.device)
@@ -412,7 +412,8 @@ def _build_result(
         output_tokens=output_tokens,
         output_tokens_per_second=output_tokens / duration,
         energy_per_output_token_j=_per(energy_j, output_tokens),
-        phase_energy=split_phases(outcomes, result),
+        phase_energy=split_phases(outcomes, result, energies=cfg.energy.phase_split),
+        instrumentation=result.instrumentation,
         model_source=loaded.source,
         measurement_warnings=warnings or None,
         cycle_id=inputs.cycle,

@@ -3,7 +3,8 @@
 The columns are the fields of :class:`llem.domain.timeseries.TimeSeriesRecord`, in that order,
 with explicit Arrow types (never inferred), so every file has the same layout whether or not
 a column holds values. Times are seconds since the window start; energy is cumulative since
-the window start.
+the window start. The table is built from Arrow buffers (:mod:`llem.columns`): pyarrow's own
+constructors would import pandas, which cost most of the time of writing a file.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from llem.columns import table_from_columns
 from llem.domain.timeseries import TimeSeriesRecord
+from llem.energy.base import DeviceSample
 from llem.io import write_bytes_atomic
 from llem.measure.window import WindowResult
 
@@ -40,37 +43,37 @@ ARROW_SCHEMA = pa.schema(
 assert ARROW_SCHEMA.names == list(TimeSeriesRecord.model_fields), "columns drifted from model"
 
 
-def timeseries_rows(window: WindowResult, rank: int) -> list[dict[str, object]]:
-    """One row per device per sampler tick, in time order."""
+def timeseries_columns(window: WindowResult, rank: int) -> dict[str, list[object]]:
+    """The file's columns: one value per device per sampler tick, in time order."""
     origin = {dw.device_id: dw.start_energy_j for dw in window.device_windows}
-    rows: list[dict[str, object]] = []
-    for s in sorted(window.samples, key=lambda s: (s.timestamp_sec, s.device_id)):
+    samples = sorted(window.samples, key=lambda s: (s.timestamp_sec, s.device_id))
+    start, end = window.start_monotonic, window.end_monotonic
+
+    def energy(s: DeviceSample) -> float | None:
         start_j = origin.get(s.device_id)
-        rows.append(
-            {
-                "rank": rank,
-                "device_id": s.device_id,
-                "device_index": window.device_index.get(s.device_id),
-                "t_sec": s.timestamp_sec - window.start_monotonic,
-                "in_window": window.start_monotonic <= s.timestamp_sec <= window.end_monotonic,
-                "power_w": s.power_w,
-                "energy_j": None if s.energy_j is None or start_j is None
-                else s.energy_j - start_j,
-                "temperature_c": s.temperature_c,
-                "sm_clock_mhz": s.sm_clock_mhz,
-                "mem_clock_mhz": s.mem_clock_mhz,
-                "gpu_utilization_pct": s.gpu_utilization_pct,
-                "mem_utilization_pct": s.mem_utilization_pct,
-                "memory_used_mb": s.memory_used_mb,
-                "clock_event_reasons": s.clock_event_reasons,
-            }
-        )
-    return rows
+        return None if s.energy_j is None or start_j is None else s.energy_j - start_j
+
+    return {
+        "rank": [rank] * len(samples),
+        "device_id": [s.device_id for s in samples],
+        "device_index": [window.device_index.get(s.device_id) for s in samples],
+        "t_sec": [s.timestamp_sec - start for s in samples],
+        "in_window": [start <= s.timestamp_sec <= end for s in samples],
+        "power_w": [s.power_w for s in samples],
+        "energy_j": [energy(s) for s in samples],
+        "temperature_c": [s.temperature_c for s in samples],
+        "sm_clock_mhz": [s.sm_clock_mhz for s in samples],
+        "mem_clock_mhz": [s.mem_clock_mhz for s in samples],
+        "gpu_utilization_pct": [s.gpu_utilization_pct for s in samples],
+        "mem_utilization_pct": [s.mem_utilization_pct for s in samples],
+        "memory_used_mb": [s.memory_used_mb for s in samples],
+        "clock_event_reasons": [s.clock_event_reasons for s in samples],
+    }
 
 
 def write_timeseries(window: WindowResult, path: str | Path, rank: int) -> None:
-    """Write the window's samples (needs ``keep_samples=True``) atomically as Parquet."""
-    table = pa.Table.from_pylist(timeseries_rows(window, rank), schema=ARROW_SCHEMA)
+    """Write the window's samples (a window that ran its sampler) atomically as Parquet."""
+    table = table_from_columns(timeseries_columns(window, rank), ARROW_SCHEMA)
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
     write_bytes_atomic(path, buffer.getvalue())

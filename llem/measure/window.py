@@ -3,7 +3,9 @@
 At each end the accelerator is synchronized, then every device's counter is read with its
 own timestamp (a sweep over several GPUs takes milliseconds; one shared stamp would skew each
 GPU's interval). A background sampler records power, temperature, clocks and clock-event
-reasons in between, for the time series, throttling and the prefill/decode split. Whatever
+reasons in between, but only when something needs it (:func:`sampler_uses`): the time series,
+throttle reasons, the prefill/decode split, or a source whose energy needs regular reads. The
+result says what the sampler served and what it cost (:class:`InstrumentationCost`). Whatever
 cannot be measured is None with a reason, never 0.
 
 Example:
@@ -20,8 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from llem.domain.instrumentation import InstrumentationCost, SamplerUse
 from llem.domain.metrics import DeviceEnergy, MeasuredWindow, ThermalThrottleInfo
-from llem.energy.base import DeviceSample, EnergyReading
+from llem.energy.base import DeviceSample, EnergyReading, EnergySource
 from llem.energy.select import EnergySelection
 from llem.measure.sampler import Sampler
 from llem.measure.throttle import throttle_info
@@ -62,6 +65,7 @@ class WindowResult:
     warnings: list[str]
     min_window_sec: float | None = None
     sample_interval_sec: float | None = None
+    instrumentation: InstrumentationCost | None = None
     device_windows: list[DeviceWindow] = field(default_factory=list)
     device_index: dict[str, int | None] = field(default_factory=dict)
     _points: dict[str, list[tuple[float, float]]] = field(default_factory=dict, repr=False)
@@ -115,9 +119,35 @@ def _interpolate(points: list[tuple[float, float]], t: float) -> float | None:
     return ea + (eb - ea) * (t - ta) / (tb - ta)
 
 
+def sampler_uses(
+    source: EnergySource | None, *, timeseries: bool, phase_split: bool
+) -> list[SamplerUse]:
+    """What a sampler would serve for this source; empty: there is no reason to start one.
+
+    Args:
+        source: the energy source of the window (None: nothing is metered, nothing to sample).
+        timeseries: the samples are written as a time series (``timeseries.enabled``).
+        phase_split: the prefill/decode energy split is wanted (``energy.phase_split``).
+    """
+    if source is None:
+        return []
+    uses: list[SamplerUse] = []
+    if timeseries:
+        uses.append("timeseries")
+    if source.reports_clock_events:
+        uses.append("throttle_reasons")
+    if phase_split:
+        uses.append("phase_split")
+    if source.needs_regular_reads:
+        uses.append("regular_reads")
+    return uses
+
+
 class MeasurementWindow:
     """Begin/end (or ``with``) around the work to measure; ``end`` returns a WindowResult.
 
+    The sampler starts only when :func:`sampler_uses` names a reason: ``keep_samples`` (the
+    time series), ``phase_split``, or the source itself (throttle reasons, regular reads).
     ``background=False`` runs no sampler thread: call :meth:`tick` to sample (tests drive
     the window this way with a fake clock).
     """
@@ -130,6 +160,7 @@ class MeasurementWindow:
         min_window_sec: float = 10.0,
         sync: Callable[[], object] | None = None,
         *,
+        phase_split: bool = False,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] | None = None,
         background: bool = True,
@@ -137,12 +168,15 @@ class MeasurementWindow:
         self.selection = selection
         self.interval_sec = sample_interval_ms / 1000.0
         self.keep_samples = keep_samples
+        self.phase_split = phase_split
         self.min_window_sec = min_window_sec
         self.sync = sync
         self._clock = clock
         self._wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self._background = background
         self._sampler: Sampler | None = None
+        self._uses: list[SamplerUse] = []
+        self._process_cpu: list[float] = []
         self._start: list[EnergyReading] = []
         self._start_mono: float | None = None
         self._anchor: tuple[datetime, float] | None = None
@@ -167,9 +201,10 @@ class MeasurementWindow:
                 self._start = []
                 self._reason = f"reading energy at the window start failed: {exc}"
         self._start_mono = self._start[0].timestamp_sec if self._start else self._clock()
-        if source is not None and self._start and (
-            self.keep_samples or source.reports_clock_events or source.needs_regular_reads
-        ):
+        self._process_cpu = [time.process_time()]
+        uses = sampler_uses(source, timeseries=self.keep_samples, phase_split=self.phase_split)
+        if source is not None and self._start and uses:
+            self._uses = uses
             self._sampler = Sampler(source, self.interval_sec)
             if self._background:
                 self._sampler.start()
@@ -201,6 +236,7 @@ class MeasurementWindow:
         finally:  # the sampler stops after the end read, and also when sync fails
             if self._sampler is not None:
                 self._sampler.stop()
+            self._process_cpu.append(time.process_time())
         self.result = self._compute(end_readings, end_mono)
         return self.result
 
@@ -325,13 +361,48 @@ class MeasurementWindow:
                 energy_source if device_energy else "none"),
             unavailable_reason=reason if total is None else None,
             sample_count=in_window,
-            samples=samples if self.keep_samples else [],
+            samples=samples,
             throttle=throttle,
             below_minimum=below,
             warnings=warnings,
             min_window_sec=self.min_window_sec,
             sample_interval_sec=self.interval_sec if sampler is not None else None,
+            instrumentation=self._instrumentation(),
             device_windows=device_windows,
             device_index=device_index,
             _points=points,
+        )
+
+    def _instrumentation(self) -> InstrumentationCost:
+        """The sampler's own CPU time and reads against the process's CPU time."""
+        sampler = self._sampler
+        reasons: list[str] = []
+        cpu0, cpu1 = self._process_cpu
+        process_cpu: float | None = cpu1 - cpu0
+        if process_cpu is not None and process_cpu <= 0:
+            process_cpu = None
+            reasons.append("the process used no measurable CPU time in the window")
+        if sampler is None:  # no sampler thread existed: its cost is a measured zero
+            sampler_cpu: float | None = 0.0
+            reads, mean_read_ms = 0, None
+            reasons.append("no sampler ran (nothing needed it), so no read was timed")
+        else:
+            sampler_cpu, reads = sampler.cpu_sec, sampler.reads
+            mean_read_ms = sampler.read_sec * 1000.0 / reads if reads else None
+            if sampler_cpu is None:
+                reasons.append("this platform has no per-thread CPU clock")
+            if not reads:
+                reasons.append("the sampler made no read")
+        fraction = None
+        if sampler_cpu is not None and process_cpu is not None:
+            fraction = sampler_cpu / process_cpu
+        return InstrumentationCost(
+            sampler_served=list(self._uses),
+            sample_interval_ms=self.interval_sec * 1000.0 if sampler is not None else None,
+            sampler_cpu_sec=sampler_cpu,
+            reads=reads,
+            mean_read_ms=mean_read_ms,
+            process_cpu_sec=process_cpu,
+            cpu_fraction=fraction,
+            unavailable_reason="; ".join(reasons) or None,
         )

@@ -66,6 +66,9 @@ class ExperimentRow:
     energy_per_output_token_interval_j: Interval | None = None
     output_tokens_per_second_interval: Interval | None = None
     latency_interval_ms: Interval | None = None
+    sampler_cpu_sec: float | None = None
+    sampler_cpu_fraction: float | None = None
+    sampler_reads: int | None = None
     notes: list[str] = field(default_factory=list)
     # Not shown in the table: where this row's time series files are.
     timeseries_files: list[Path] = field(default_factory=list, repr=False)
@@ -114,6 +117,9 @@ COLUMNS: list[tuple[str, str]] = [
     ("energy_per_output_token_interval_j", "J / output token 95 % interval"),
     ("output_tokens_per_second_interval", "output tokens / s 95 % interval"),
     ("latency_interval_ms", "latency 95 % interval (ms)"),
+    ("sampler_cpu_sec", "sampler CPU (s)"),
+    ("sampler_cpu_fraction", "sampler CPU / process CPU"),
+    ("sampler_reads", "sampler reads"),
     ("notes", "warnings"),
 ]
 
@@ -194,6 +200,9 @@ def row_of(
         throttle_duration_sec=throttle.throttle_duration_sec if throttle is not None else None,
         max_temperature_c=throttle.max_temperature_c if throttle is not None else None,
         **(intervals or {}),
+        sampler_cpu_sec=figures["sampler_cpu_sec"],
+        sampler_cpu_fraction=figures["sampler_cpu_fraction"],
+        sampler_reads=figures["sampler_reads"],
         notes=notes,
         timeseries_files=timeseries_files(result, path),
     )

@@ -19,7 +19,7 @@ def read_samples(files: list[Path]) -> list[dict[str, Any]]:
 
     samples: list[dict[str, Any]] = []
     for path in files:
-        samples.extend(pq.read_table(path).to_pylist())
+        samples.extend(pq.ParquetFile(path).read().to_pylist())  # read_table imports pandas
     return samples
 
 

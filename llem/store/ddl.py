@@ -14,7 +14,9 @@ Store schema versions (``store_meta.store_schema_version``):
 * 2 - times are ``TIMESTAMPTZ`` (UTC; ``times_assumed_utc`` replaces ``timestamps_utc``);
   ``results`` gains ``model_provenance``, ``measurement_fingerprint`` and
   ``timeseries_missing``; ``cycle_statistics`` gains the latency interval;
-  ``latest_results`` keeps every cycle of the newest run. The migration rebuilds the three
+  ``latest_results`` keeps every cycle of the newest run; ``results`` and
+  ``process_results`` gain what measuring cost (``sampler_*`` columns and
+  ``instrumentation``). The migration rebuilds the three
   document-derived tables from ``documents`` (``timeseries`` is kept as it is).
 """
 
@@ -23,6 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyarrow as pa
+
+from llem.columns import table_from_rows
 
 #: Store schema version this llem writes and reads. Older stores are migrated forward.
 STORE_SCHEMA_VERSION = 2
@@ -67,6 +71,20 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 
 def _c(name: str, type_: str, description: str, not_null: bool = False) -> Column:
     return Column(name, type_, description, not_null)
+
+
+#: What measuring cost (llem.domain.instrumentation.InstrumentationCost), as columns.
+_INSTRUMENTATION = (
+    _c("sampler_cpu_sec", "DOUBLE",
+       "CPU seconds of llem's sampler thread over the measured window (thread CPU clock; "
+       "0 when no sampler ran); null when unmeasured or not recorded."),
+    _c("sampler_cpu_fraction", "DOUBLE",
+       "sampler_cpu_sec over the process CPU seconds of the window."),
+    _c("sampler_reads", "BIGINT", "Reads of the energy source by the sampler."),
+    _c("sampler_mean_read_ms", "DOUBLE", "Mean wall time of one sampler read, ms."),
+    _c("instrumentation", "JSON",
+       "InstrumentationCost: what the sampler served and what measuring cost."),
+)
 
 
 _PROVENANCE = (
@@ -200,6 +218,7 @@ RESULTS = Table(
         _c("max_temperature_c", "DOUBLE", "Peak temperature in the window, C."),
         _c("ttft_mean_ms", "DOUBLE", "Mean time to first token, ms."),
         _c("itl_mean_ms", "DOUBLE", "Mean inter-token latency, ms."),
+        *_INSTRUMENTATION,
         _c("timeseries_path", "VARCHAR", "Time-series file named by the result, as written."),
         _c("timeseries_missing", "JSON",
            "Time-series files the result names that were missing at ingest (their samples "
@@ -274,6 +293,7 @@ PROCESS_RESULTS = Table(
         _c("duration_sec", "DOUBLE", "end - start, s."),
         _c("times_assumed_utc", "BOOLEAN",
            "True when the source wrote naive times (the earlier tool), read as UTC."),
+        *_INSTRUMENTATION,
         _c("timeseries_path", "VARCHAR", "Time-series file named by the process, as written."),
         _c("environment", "JSON", "EnvironmentMetadata."),
         _c("energy_breakdown", "JSON", "EnergyBreakdown."),
@@ -435,10 +455,10 @@ def arrow_schema(table: Table) -> pa.Schema:
 def arrow_table(table: Table, rows: list[dict]) -> pa.Table:
     """Rows (dicts keyed by column name) as an Arrow table with the declared types.
 
-    Keys that are not columns are ignored and missing columns are null; Arrow converts the
-    rows itself, several times faster than building Python column lists first.
+    Keys that are not columns are ignored and missing columns are null. Built from Arrow
+    buffers (:mod:`llem.columns`): pyarrow's own row conversion imports pandas.
     """
-    return pa.Table.from_pylist(rows, schema=arrow_schema(table))
+    return table_from_rows(rows, arrow_schema(table))
 
 
 def _quote(text: str) -> str:

@@ -45,6 +45,7 @@ import duckdb
 import pyarrow as pa
 
 from llem import __version__
+from llem.columns import table_from_columns
 from llem.errors import LlemError, ResultLoadError, StoreError, shown_name
 from llem.io import write_json_atomic
 from llem.loader import LoadedResult, decode_document, is_unicode_text, parse_document
@@ -702,7 +703,7 @@ def _existing(
     wanted = sorted({i for i in ids if i is not None})
     if not wanted:
         return {}
-    incoming = pa.table({"k": pa.array(wanted, pa.string())})
+    incoming = table_from_columns({"k": wanted}, pa.schema([("k", pa.string())]))
     conn.register("_llem_incoming_keys", incoming)
     try:
         rows = conn.execute(

@@ -22,7 +22,12 @@ import duckdb
 
 from llem.errors import LlemError, StoreError
 from llem.loader import parse_document
-from llem.store.ddl import DERIVED_TABLES, STORE_SCHEMA_VERSION, VIEWS, create_table_sql
+from llem.store.ddl import (
+    DERIVED_TABLES,
+    STORE_SCHEMA_VERSION,
+    VIEWS,
+    create_table_sql,
+)
 
 Notify = Callable[[str], None]
 
@@ -138,7 +143,8 @@ def rederive_from_documents(conn: duckdb.DuckDBPyConnection, notify: Notify | No
 
 
 def _v1_to_v2(conn: duckdb.DuckDBPyConnection, notify: Notify | None) -> None:
-    """UTC times, model provenance, measurement fingerprints, every cycle in latest_results.
+    """UTC times, model provenance, measurement fingerprints, every cycle in latest_results,
+    and the instrumentation cost columns.
 
     ``results``, ``process_results`` and ``cycle_statistics`` are rebuilt from ``documents``
     with this llem's rules (repairs of the earlier tool's files included); ``timeseries``

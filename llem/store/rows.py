@@ -36,6 +36,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
+from llem.domain.instrumentation import InstrumentationCost
 from llem.domain.metrics import model_provenance
 from llem.errors import LlemError
 from llem.loader import LoadedResult, is_import
@@ -253,6 +254,7 @@ def result_figures(agg: AggregatedResult, document: dict[str, Any] | None = None
         "max_temperature_c": throttle.max_temperature_c if throttle else None,
         "ttft_mean_ms": latency.ttft_mean_ms if latency else None,
         "itl_mean_ms": latency.itl_mean_ms if latency else None,
+        **instrumentation_columns(agg.instrumentation),
         "timeseries_path": agg.timeseries_path,
         "warnings": warnings,
     }
@@ -457,6 +459,7 @@ def _process_row(
         "end_time": end,
         "duration_sec": p.timestamps.duration_sec,
         "times_assumed_utc": assumed,
+        **instrumentation_columns(p.instrumentation),
         "timeseries_path": p.timeseries_path,
         **nested,
         "fingerprint": _sha256(fingerprint_text),
@@ -466,6 +469,19 @@ def _process_row(
 # --------------------------------------------------------------------------------------
 # multi-cycle
 # --------------------------------------------------------------------------------------
+
+
+def instrumentation_columns(cost: InstrumentationCost | None) -> dict[str, Any]:
+    """The ``sampler_*`` columns of a result's instrumentation cost (null when not recorded).
+
+    The ``instrumentation`` JSON column comes with the other nested parts.
+    """
+    return {
+        "sampler_cpu_sec": cost.sampler_cpu_sec if cost else None,
+        "sampler_cpu_fraction": cost.cpu_fraction if cost else None,
+        "sampler_reads": cost.reads if cost else None,
+        "sampler_mean_read_ms": cost.mean_read_ms if cost else None,
+    }
 
 
 def _cycle_ids(multi: MultiCycleResult) -> list[int]:
@@ -584,12 +600,13 @@ def _measured(value: float | None, imported: bool) -> float | None:
 #: Nested parts of a result kept as JSON columns of the same name.
 _RESULT_JSON_FIELDS = (
     "environment", "latency_stats", "thermal_throttle", "energy_breakdown", "device_energy",
-    "measured_window", "phase_energy", "model_source", "extended_metrics",
+    "measured_window", "phase_energy", "model_source", "extended_metrics", "instrumentation",
 )
 #: Nested parts of a process result kept as JSON columns of the same name.
 _PROCESS_JSON_FIELDS = (
     "environment", "energy_breakdown", "thermal_throttle", "warmup_result", "latency_stats",
     "device_energy", "inference_metrics", "compute_metrics", "energy_metrics",
+    "instrumentation",
 )
 
 

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from llem.columns import arrow_column
 from llem.domain.timeseries import TimeSeriesRecord
 from llem.errors import LlemError
 from llem.store.ddl import TIMESERIES, arrow_schema
@@ -38,7 +39,7 @@ def read_timeseries_file(path: Path) -> tuple[bytes, pa.Table]:
             f"time-series file {path} cannot be read: {exc.strerror or exc}"
         ) from exc
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        table = pq.ParquetFile(pa.BufferReader(data)).read()  # read_table imports pandas
     except (pa.ArrowException, OSError) as exc:
         raise TimeSeriesError(f"time-series file {path} is not valid Parquet: {exc}") from exc
     missing = [c for c in _REQUIRED if c not in table.column_names]
@@ -76,13 +77,12 @@ def timeseries_rows(
     for name in _REQUIRED:
         if columns[name].null_count:
             raise TimeSeriesError(f"time-series file {path}: column {name} holds nulls")
-    rank_text = pc.cast(columns["rank"], pa.string())
-    columns["process_result_id"] = pc.binary_join_element_wise(
-        pa.array([f"{result_id}/process-"] * n, pa.string()), rank_text, ""
+    columns["process_result_id"] = arrow_column(
+        [f"{result_id}/process-{rank}" for rank in columns["rank"].to_pylist()], pa.string()
     )
-    columns["result_id"] = pa.array([result_id] * n, pa.string())
-    columns["timeseries_sha256"] = pa.array([sha256] * n, pa.string())
-    columns["timeseries_file"] = pa.array([str(path)] * n, pa.string())
-    columns["content_sha256"] = pa.array([content_sha256] * n, pa.string())
-    columns["ingest_batch_id"] = pa.array([ingest_batch_id] * n, pa.string())
-    return pa.table([columns[f.name] for f in schema], schema=schema)
+    columns["result_id"] = arrow_column([result_id] * n, pa.string())
+    columns["timeseries_sha256"] = arrow_column([sha256] * n, pa.string())
+    columns["timeseries_file"] = arrow_column([str(path)] * n, pa.string())
+    columns["content_sha256"] = arrow_column([content_sha256] * n, pa.string())
+    columns["ingest_batch_id"] = arrow_column([ingest_batch_id] * n, pa.string())
+    return pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
