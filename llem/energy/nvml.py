@@ -35,7 +35,6 @@ from llem.energy.cuda_devices import VisibleDevice, select_visible, visible_devi
 NVML_ERROR_UNINITIALIZED = 1
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
-NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_FUNCTION_NOT_FOUND = 13
@@ -97,17 +96,18 @@ def nvml_init(nvml: ModuleType) -> None:
     """``nvmlInit``, with every failure turned into one plain-words llem error."""
     try:
         nvml.nvmlInit()
-    except Exception as exc:
+    except nvml.NVMLError as exc:
         raise EnergySourceUnavailable(describe_error(exc)) from exc
 
 
 def nvml_shutdown(nvml: ModuleType) -> None:
     """``nvmlShutdown`` (reference-counted by NVML); failures do not matter at this point."""
-    with contextlib.suppress(Exception):
+    with contextlib.suppress(nvml.NVMLError):
         nvml.nvmlShutdown()
 
 
-def _text(value: Any) -> str:
+def nvml_text(value: bytes | str) -> str:
+    """A string NVML returned: bytes from older pynvml releases, str from newer ones."""
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
@@ -128,15 +128,15 @@ def list_gpus(nvml: ModuleType) -> list[PhysicalGpu]:
     """Every GPU in the machine, in NVML order (NVML must be initialized)."""
     try:
         count = int(nvml.nvmlDeviceGetCount())
-    except Exception as exc:
+    except nvml.NVMLError as exc:
         raise EnergySourceUnavailable(f"cannot count NVIDIA GPUs: {describe_error(exc)}") from exc
     gpus: list[PhysicalGpu] = []
     for index in range(count):
         try:
             handle = nvml.nvmlDeviceGetHandleByIndex(index)
-            uuid = _text(nvml.nvmlDeviceGetUUID(handle))
-            name = _text(nvml.nvmlDeviceGetName(handle))
-        except Exception as exc:
+            uuid = nvml_text(nvml.nvmlDeviceGetUUID(handle))
+            name = nvml_text(nvml.nvmlDeviceGetName(handle))
+        except nvml.NVMLError as exc:
             raise EnergySourceUnavailable(
                 f"cannot open NVIDIA GPU {index}: {describe_error(exc)}"
             ) from exc
@@ -144,12 +144,12 @@ def list_gpus(nvml: ModuleType) -> list[PhysicalGpu]:
         try:
             current, _pending = nvml.nvmlDeviceGetMigMode(handle)
             mig_enabled = bool(current)
-        except Exception:
+        except nvml.NVMLError:
             pass  # not supported: no MIG on this GPU
         counter_supported, counter_reason = True, None
         try:
             nvml.nvmlDeviceGetTotalEnergyConsumption(handle)
-        except Exception as exc:
+        except nvml.NVMLError as exc:
             counter_supported, counter_reason = False, describe_error(exc)
         gpus.append(PhysicalGpu(index, uuid, name, handle, mig_enabled, counter_supported,
                                 counter_reason))
@@ -222,7 +222,7 @@ class NvmlSource(EnergySource):
                 value = self._nvml.nvmlDeviceGetTotalEnergyConsumption(gpu.handle)
             else:
                 value = self._nvml.nvmlDeviceGetPowerUsage(gpu.handle)
-        except Exception as exc:
+        except self._nvml.NVMLError as exc:
             raise DeviceReadError(
                 f"reading energy of GPU {gpu.index} ({gpu.uuid}) failed: {describe_error(exc)}"
             ) from exc
@@ -248,7 +248,7 @@ class NvmlSource(EnergySource):
             return None
         try:
             return call()
-        except Exception as exc:
+        except self._nvml.NVMLError as exc:
             if error_code(exc) in (NVML_ERROR_NOT_SUPPORTED, NVML_ERROR_FUNCTION_NOT_FOUND,
                                    NVML_ERROR_NO_PERMISSION):
                 self._disabled[gpu.uuid].add(field)
@@ -263,7 +263,7 @@ class NvmlSource(EnergySource):
                     continue
                 try:
                     fn(handle)
-                except Exception as exc:
+                except self._nvml.NVMLError as exc:
                     if error_code(exc) == NVML_ERROR_FUNCTION_NOT_FOUND:
                         continue  # the driver lacks this name; try the older one
                 self._reason_fn = fn

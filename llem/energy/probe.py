@@ -12,6 +12,7 @@ from llem.energy import nvml as nv
 from llem.energy.base import DeviceInfo, SourceReport
 from llem.energy.cuda_devices import visible_devices
 from llem.energy.rapl import DEFAULT_POWERCAP_ROOT, scan_zones, unavailable_reason
+from llem.errors import EnergySourceError
 
 
 def probe_nvml(environ: Mapping[str, str] | None = None) -> SourceReport:
@@ -21,24 +22,24 @@ def probe_nvml(environ: Mapping[str, str] | None = None) -> SourceReport:
     try:
         nvml = nv.load_nvml()
         nv.nvml_init(nvml)
-    except Exception as exc:
+    except EnergySourceError as exc:
         report.reason = getattr(exc, "reason", None) or str(exc)
         return report
     try:
         gpus = nv.list_gpus(nvml)
-        driver = _ask(lambda: nv._text(nvml.nvmlSystemGetDriverVersion()))
+        driver = _ask(nvml, lambda: nv.nvml_text(nvml.nvmlSystemGetDriverVersion()))
         report.details.append(f"driver {driver or 'version unreadable'}, {len(gpus)} GPU(s)")
         if not gpus:
             report.reason = "NVML found no NVIDIA GPU"
             return report
         for g in gpus:
             h = g.handle
-            power = _ask(lambda h=h: nvml.nvmlDeviceGetPowerUsage(h))
-            persistence = _ask(lambda h=h: nvml.nvmlDeviceGetPersistenceMode(h))
+            power = _ask(nvml, lambda h=h: nvml.nvmlDeviceGetPowerUsage(h))
+            persistence = _ask(nvml, lambda h=h: nvml.nvmlDeviceGetPersistenceMode(h))
             reasons = "unreadable"
             for fn_name in nv.CLOCK_EVENT_FUNCTIONS:
                 fn = getattr(nvml, fn_name, None)
-                if fn is not None and _ask(lambda fn=fn, h=h: fn(h)) is not None:
+                if fn is not None and _ask(nvml, lambda fn=fn, h=h: fn(h)) is not None:
                     reasons = f"readable ({fn_name})"
                     break
             counter = "yes" if g.counter_supported else f"no ({g.counter_reason}); polled " \
@@ -67,7 +68,7 @@ def probe_nvml(environ: Mapping[str, str] | None = None) -> SourceReport:
         if not meterable:
             report.reason = "every GPU is in MIG mode: NVML cannot meter MIG slices"
         return report
-    except Exception as exc:
+    except (EnergySourceError, nvml.NVMLError) as exc:
         report.reason = getattr(exc, "reason", None) or str(exc)
         return report
     finally:
@@ -125,10 +126,11 @@ def report_document(reports: list[SourceReport]) -> list[dict[str, Any]]:
     return [asdict(r) for r in reports]
 
 
-def _ask(call: Any) -> Any:
+def _ask(nvml: Any, call: Any) -> Any:
+    """One optional NVML read: None when NVML refuses it."""
     try:
         return call()
-    except Exception:
+    except nvml.NVMLError:
         return None
 
 

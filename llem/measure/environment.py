@@ -30,15 +30,25 @@ from llem.domain.environment import (
 )
 from llem.energy import nvml as nv
 from llem.energy.cuda_devices import visible_devices
+from llem.errors import EnergySourceError
 
 T = TypeVar("T")
 _MIB = 1024 * 1024
 
 
 def _try(call: Callable[[], T]) -> T | None:
+    """An optional non-NVML fact (container, cuDNN): None when it cannot be read."""
     try:
         return call()
     except Exception:
+        return None
+
+
+def _nvml_try(nvml: Any, call: Callable[[], T]) -> T | None:
+    """An optional NVML read: None when NVML refuses it (not supported, no permission)."""
+    try:
+        return call()
+    except nvml.NVMLError:
         return None
 
 
@@ -83,7 +93,7 @@ def _gpu_section(
     try:
         nvml = nv.load_nvml()
         nv.nvml_init(nvml)
-    except Exception as exc:
+    except EnergySourceError as exc:
         reason = getattr(exc, "reason", None) or str(exc)
         unavailable["gpu"] = reason
         unavailable["cuda"] = reason
@@ -102,19 +112,20 @@ def _gpu_section(
             gpu = gpus[phys.index]
             h = phys.handle
             thermal = ThermalEnvironment(
-                temperature_c=_try(lambda: float(nvml.nvmlDeviceGetTemperature(
+                temperature_c=_nvml_try(nvml, lambda: float(nvml.nvmlDeviceGetTemperature(
                     h, nv.NVML_TEMPERATURE_GPU))),
-                power_limit_w=_try(lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0),
-                default_power_limit_w=_try(
-                    lambda: nvml.nvmlDeviceGetPowerManagementDefaultLimit(h) / 1000.0),
-                fan_speed_pct=_try(lambda: float(nvml.nvmlDeviceGetFanSpeed(h))),
+                power_limit_w=_nvml_try(
+                    nvml, lambda: nvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0),
+                default_power_limit_w=_nvml_try(
+                    nvml, lambda: nvml.nvmlDeviceGetPowerManagementDefaultLimit(h) / 1000.0),
+                fan_speed_pct=_nvml_try(nvml, lambda: float(nvml.nvmlDeviceGetFanSpeed(h))),
             )
         elif gpus:
             unavailable["gpu"] = (f"CUDA device {first} is not a visible whole GPU "
                                   f"(CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r})")
         cuda = _cuda(nvml, unavailable)
         return gpus or None, gpu, thermal, cuda
-    except Exception as exc:
+    except (EnergySourceError, nvml.NVMLError) as exc:
         unavailable["gpu"] = getattr(exc, "reason", None) or str(exc)
         return None, None, thermal, None
     finally:
@@ -123,24 +134,24 @@ def _gpu_section(
 
 def _gpu_env(nvml: Any, g: nv.PhysicalGpu) -> GPUEnvironment:
     h = g.handle
-    cc = _try(lambda: nvml.nvmlDeviceGetCudaComputeCapability(h))
-    mem = _try(lambda: nvml.nvmlDeviceGetMemoryInfo(h))
+    cc = _nvml_try(nvml, lambda: nvml.nvmlDeviceGetCudaComputeCapability(h))
+    mem = _nvml_try(nvml, lambda: nvml.nvmlDeviceGetMemoryInfo(h))
     return GPUEnvironment(
         name=g.name,
         vram_total_mb=mem.total / _MIB if mem is not None else None,
         compute_capability=f"{cc[0]}.{cc[1]}" if cc else None,
-        pcie_gen=_try(lambda: int(nvml.nvmlDeviceGetMaxPcieLinkGeneration(h))),
+        pcie_gen=_nvml_try(nvml, lambda: int(nvml.nvmlDeviceGetMaxPcieLinkGeneration(h))),
         mig_enabled=g.mig_enabled,
         uuid=g.uuid,
         index=g.index,
-        pci_bus_id=_try(lambda: nv._text(nvml.nvmlDeviceGetPciInfo(h).busId)),
-        persistence_mode=_try(lambda: bool(nvml.nvmlDeviceGetPersistenceMode(h))),
+        pci_bus_id=_nvml_try(nvml, lambda: nv.nvml_text(nvml.nvmlDeviceGetPciInfo(h).busId)),
+        persistence_mode=_nvml_try(nvml, lambda: bool(nvml.nvmlDeviceGetPersistenceMode(h))),
         energy_counter_supported=g.counter_supported,
     )
 
 
 def _cuda(nvml: Any, unavailable: dict[str, str]) -> CUDAEnvironment | None:
-    driver = _try(lambda: nv._text(nvml.nvmlSystemGetDriverVersion()))
+    driver = _nvml_try(nvml, lambda: nv.nvml_text(nvml.nvmlSystemGetDriverVersion()))
     if driver is None:
         unavailable["cuda"] = "NVIDIA driver version unreadable"
         return None
@@ -154,7 +165,7 @@ def _cuda(nvml: Any, unavailable: dict[str, str]) -> CUDAEnvironment | None:
     except Exception:
         pass
     if runtime is None:  # CPU build of torch: report what the driver supports
-        code = _try(lambda: int(nvml.nvmlSystemGetCudaDriverVersion()))
+        code = _nvml_try(nvml, lambda: int(nvml.nvmlSystemGetCudaDriverVersion()))
         if code:
             runtime = f"{code // 1000}.{(code % 1000) // 10}"
     if runtime is None:
