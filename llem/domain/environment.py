@@ -1,6 +1,6 @@
 """Environment metadata of result schema v3: what the numbers were measured on.
 
-The seed's models are kept; llem adds, optionally, every GPU of a multi-GPU host with its
+The schema-v3 environment models; llem adds, optionally, every GPU of a multi-GPU host with its
 UUID, and the software versions and scheduler context needed to reproduce a run. ``gpu`` and
 ``cuda`` may be null: a CPU-only host has neither, and collection never fails.
 """

@@ -1,7 +1,8 @@
 """Experiment result models of schema v3: per-process, aggregated and multi-cycle.
 
 Every v2 field is kept with its v2 meaning (see the v2 reference), so v2 documents parse into
-these models unchanged. The seed's v3 fields and llem's own additions are optional and
+these models unchanged. Fields new in v3 (environment, energy breakdown, throttling, warmup,
+timestamps of the measured window, instrumentation cost) are optional and
 default to null. Datetimes without an offset (v2 wrote naive local time) are kept as given.
 """
 
@@ -155,7 +156,7 @@ class RawProcessResult(_V3Provenance):
     gpu_utilisation_samples: list[float] = Field(
         default_factory=list, description="GPU utilisation samples, percent."
     )
-    # v3 (seed)
+    # Fields new in schema v3; absent from v2 files, so optional.
     environment: EnvironmentMetadata | None = Field(
         default=None, description="Environment metadata of this process."
     )
@@ -220,7 +221,7 @@ class AggregatedResult(_V3Provenance):
     extended_metrics: ExtendedEfficiencyMetrics = Field(
         default_factory=ExtendedEfficiencyMetrics, description="Extended efficiency metrics."
     )
-    # v3 (seed)
+    # Fields new in schema v3; absent from v2 files, so optional.
     environment: EnvironmentMetadata | None = Field(
         default=None, description="Environment metadata (from the first process)."
     )

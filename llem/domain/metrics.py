@@ -3,7 +3,8 @@
 The v2 metric models are kept field for field so that v2 documents still parse, with one
 deliberate change: an energy or power figure that was not measured is ``None`` (null in JSON),
 never ``0.0``. The v3 additions (``EnergyBreakdown``, ``ThermalThrottleInfo``,
-``WarmupResult``) follow the seed plan exactly; llem's own additions are optional.
+``WarmupResult``) are new in v3; every field added since is optional, so older v3 files
+still parse.
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ class ExtendedEfficiencyMetrics(_Metrics):
 
 
 # --------------------------------------------------------------------------------------
-# v3 additions (seed plan)
+# Models new in schema v3
 # --------------------------------------------------------------------------------------
 
 
