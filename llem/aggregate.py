@@ -18,12 +18,10 @@ quantities are positive, so the interval is taken on the log scale and transform
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from llem.config.campaign import ExperimentSpec
 from llem.domain.experiment import (
@@ -35,12 +33,14 @@ from llem.domain.experiment import (
     RawProcessResult,
 )
 from llem.domain.instrumentation import SAMPLER_USES, InstrumentationCost
+from llem.domain.latency import latency_statistics, merge_measurements, request_latency_metrics
 from llem.domain.metrics import (
     BatchEfficiencyMetrics,
     DeviceEnergy,
     EnergyBreakdown,
     ExtendedEfficiencyMetrics,
     LatencyMeasurements,
+    LatencyStatistics,
     MeasuredWindow,
     MemoryEfficiencyMetrics,
     PhaseEnergy,
@@ -48,6 +48,21 @@ from llem.domain.metrics import (
 )
 from llem.errors import AggregationError, SchemaValidationError
 from llem.io import write_json_atomic
+from llem.stats import (
+    Summary,
+    log_scale_interval,
+    ratio_or_none,
+    summarize,
+    summarize_or_none,
+    t_quantile_975,
+)
+
+__all__ = [
+    "METHOD", "CombinedEnergy", "Summary", "aggregate_cycles", "aggregate_experiment",
+    "aggregate_processes", "combine_energy", "combine_instrumentation", "combine_phases",
+    "combine_throttle", "cycle_dirs", "log_scale_interval", "read_cycle", "summarize",
+    "t_quantile_975", "write_result",
+]
 
 METHOD = "sum_energy_distinct_devices_throughput_over_union_window"
 _CYCLE_DIR = re.compile(r"^cycle_(\d+)$")
@@ -179,8 +194,6 @@ def aggregate_processes(
     for r in raws:
         warnings.extend(f"rank {r.process_index}: {w}" for w in (r.measurement_warnings or []))
 
-    from llem.inference.latency import latency_statistics, merge_measurements
-
     merged = merge_measurements(
         LatencyMeasurements.model_validate(r.inference_metrics.latency_measurements)
         for r in raws
@@ -211,7 +224,7 @@ def aggregate_processes(
         total_inference_time_sec=sum(r.inference_metrics.inference_time_sec for r in raws),
         avg_tokens_per_second=sum(r.inference_metrics.tokens_per_second for r in raws)
         / len(raws),
-        avg_energy_per_token_j=_ratio(energy.total_j, total_tokens),
+        avg_energy_per_token_j=ratio_or_none(energy.total_j, total_tokens),
         total_flops=sum(r.compute_metrics.flops_total for r in raws),
         process_results=list(raws),
         start_time=start,
@@ -247,7 +260,7 @@ def aggregate_processes(
         ),
         output_tokens=output_tokens,
         output_tokens_per_second=output_tokens / union_sec if union_sec > 0 else None,
-        energy_per_output_token_j=_ratio(energy.total_j, output_tokens),
+        energy_per_output_token_j=ratio_or_none(energy.total_j, output_tokens),
         phase_energy=combine_phases(raws),
         instrumentation=combine_instrumentation(raws),
         model_source=first.model_source,
@@ -507,9 +520,9 @@ def combine_instrumentation(raws: Sequence[RawProcessResult]) -> Instrumentation
     )
 
 
-def _extended(raws: Sequence[RawProcessResult], stats: Any) -> ExtendedEfficiencyMetrics:
-    from llem.inference.latency import request_latency_metrics
-
+def _extended(
+    raws: Sequence[RawProcessResult], stats: LatencyStatistics | None
+) -> ExtendedEfficiencyMetrics:
     batches = [r.extended_metrics.batch for r in raws]
     num_batches = sum(b.num_batches or 0 for b in batches)
     requests = sum(
@@ -562,64 +575,9 @@ def _normalize(parts: Sequence[str]) -> list[str]:
     return out
 
 
-def _ratio(value: float | None, count: float) -> float | None:
-    return None if value is None or count <= 0 else value / count
-
-
 # --------------------------------------------------------------------------------------
 # Cycles -> statistics
 # --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Mean, sample std, 95 % confidence interval of the mean, CV, and n of a sample."""
-
-    mean: float
-    std: float
-    ci_lower: float | None
-    ci_upper: float | None
-    cv: float | None
-    n: int
-
-
-def summarize(values: Sequence[float]) -> Summary:
-    """Statistics of ``values`` of a positive quantity (n >= 2; sample std with n - 1).
-
-    The interval is the modified Cox interval for the mean of a log-normal sample: with
-    ``y = ln x``, mean ``m`` and sample variance ``s2`` of ``y``, it is
-    ``exp(m + s2/2 +- t(0.975, n-1) * sqrt(s2/n + s2**2 / (2 (n-1))))``. It is positive by
-    construction, wider above the mean than below, and for small spread close to the
-    Student-t interval of the raw values. A sample with a value <= 0 has no such interval
-    (None): the quantity was not positive, so no number is better than a wrong one.
-    """
-    n = len(values)
-    if n < 2:
-        raise ValueError("need at least two values")
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    cv = std / mean if mean != 0 else None
-    lower, upper = log_scale_interval(values)
-    return Summary(mean, std, lower, upper, cv, n)
-
-
-def log_scale_interval(values: Sequence[float]) -> tuple[float | None, float | None]:
-    """95 % interval of the mean of positive ``values`` on the log scale (see summarize)."""
-    n = len(values)
-    if n < 2 or any(v <= 0 for v in values):
-        return None, None
-    logs = [math.log(v) for v in values]
-    m = sum(logs) / n
-    s2 = sum((y - m) ** 2 for y in logs) / (n - 1)
-    half = t_quantile_975(n - 1) * math.sqrt(s2 / n + s2 * s2 / (2 * (n - 1)))
-    centre = m + s2 / 2
-    return math.exp(centre - half), math.exp(centre + half)
-
-
-def _maybe(values: Sequence[float | None]) -> Summary | None:
-    if any(v is None for v in values):
-        return None
-    return summarize([v for v in values if v is not None])
 
 
 def aggregate_cycles(
@@ -634,14 +592,16 @@ def aggregate_cycles(
         return c.total_tokens / (c.end_time - c.start_time).total_seconds()
 
     throughput = summarize([tokens_per_sec(c) for c in cycles])
-    energy = _maybe([c.total_energy_j for c in cycles])
-    output = _maybe([c.output_tokens_per_second for c in cycles])
-    per_token = _maybe([c.energy_per_output_token_j for c in cycles])
-    efficiency = _maybe([
+    energy = summarize_or_none([c.total_energy_j for c in cycles])
+    output = summarize_or_none([c.output_tokens_per_second for c in cycles])
+    per_token = summarize_or_none([c.energy_per_output_token_j for c in cycles])
+    efficiency = summarize_or_none([
         None if c.total_energy_j in (None, 0) else c.total_tokens / c.total_energy_j
         for c in cycles
     ])
-    latency = _maybe([c.latency_stats.e2e_mean_ms if c.latency_stats else None for c in cycles])
+    latency = summarize_or_none(
+        [c.latency_stats.e2e_mean_ms if c.latency_stats else None for c in cycles]
+    )
     statistics = CycleStatistics(
         num_cycles=len(cycles),
         energy_mean_j=energy.mean if energy else None,
@@ -698,59 +658,3 @@ def aggregate_cycles(
         llem_version=cycles[0].llem_version,
         written_by=cycles[0].written_by,
     )
-
-
-# --------------------------------------------------------------------------------------
-# Student t quantile (no SciPy): inverts the CDF through the regularized incomplete beta.
-# --------------------------------------------------------------------------------------
-
-
-def t_quantile_975(df: int) -> float:
-    """The 97.5 % quantile of Student's t with ``df`` degrees of freedom (two-sided 95 %)."""
-    if df < 1:
-        raise ValueError("degrees of freedom must be >= 1")
-    lo, hi = 0.0, 1.0e3
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        upper_tail = 0.5 * _betainc(df / 2.0, 0.5, df / (df + mid * mid))
-        if upper_tail > 0.025:
-            lo = mid
-        else:
-            hi = mid
-    return 0.5 * (lo + hi)
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularized incomplete beta I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-        + a * math.log(x) + b * math.log1p(-x)
-    )
-    if x < (a + 1.0) / (a + b + 2.0):
-        return math.exp(log_front) * _beta_fraction(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _beta_fraction(b, a, 1.0 - x) / b
-
-
-def _beta_fraction(a: float, b: float, x: float) -> float:
-    """Continued fraction of the incomplete beta, evaluated with Lentz's method."""
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    result = d
-    for m in range(1, 500):
-        for numerator in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + numerator * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + numerator / c
-            c = c if abs(c) > tiny else tiny
-            result *= c * d
-        if abs(c * d - 1.0) < 1e-15:
-            break
-    return result
