@@ -8,13 +8,15 @@ from typing import Any
 import pytest
 
 from llem.config.models import DecoderConfig, ExperimentConfig
+from llem.domain.latency import latency_statistics
 from llem.inference.batching import Batch
 from llem.inference.devices import plan_device
 from llem.inference.flops import estimate_flops, non_embedding_parameters
 from llem.inference.generation import count_generated, generate_batch, generation_kwargs
-from llem.inference.latency import collect_latencies, latency_statistics, percentile
+from llem.inference.latency import collect_latencies
 from llem.inference.loading import LoadedModel, load_model
 from llem.inference.tiny import build_tiny_model
+from llem.stats import percentile
 
 PROMPTS = [[1, 40, 41, 42, 43], [1, 50, 51], [1, 60, 61, 62, 63, 64, 65], [1, 70]]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llem.config.models import EnergyConfig
-from llem.domain.metrics import ThermalThrottleInfo
+from llem.domain.metrics import ThermalThrottleInfo, throttle_reasons
 from llem.energy.select import open_energy_source
 from llem.measure import throttle as th
 from llem.measure.window import MeasurementWindow, WindowResult
@@ -92,15 +92,15 @@ def test_hardware_slowdown_alone_is_throttling_and_named(monkeypatch: pytest.Mon
     info = measure(monkeypatch, [gpu]).throttle
     assert info is not None and info.detected and info.hw_slowdown
     assert not info.thermal and not info.power
-    assert th.throttle_reasons(info) == ["hardware slowdown"]
+    assert throttle_reasons(info) == ["hardware slowdown"]
 
 
 def test_throttle_reasons_never_say_none_for_detected_throttling() -> None:
-    assert th.throttle_reasons(None) is None
-    assert th.throttle_reasons(ThermalThrottleInfo(sample_count=0)) is None
-    assert th.throttle_reasons(ThermalThrottleInfo(sample_count=5)) == []
-    assert th.throttle_reasons(ThermalThrottleInfo(detected=True, thermal=True, power=True,
-                                                   sample_count=5)) == ["thermal", "power"]
+    assert throttle_reasons(None) is None
+    assert throttle_reasons(ThermalThrottleInfo(sample_count=0)) is None
+    assert throttle_reasons(ThermalThrottleInfo(sample_count=5)) == []
+    assert throttle_reasons(ThermalThrottleInfo(detected=True, thermal=True, power=True,
+                                                sample_count=5)) == ["thermal", "power"]
     # a result that records throttling but not its kind
-    assert th.throttle_reasons(ThermalThrottleInfo(detected=True, sample_count=5)) == [
+    assert throttle_reasons(ThermalThrottleInfo(detected=True, sample_count=5)) == [
         "unspecified"]

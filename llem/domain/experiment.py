@@ -246,7 +246,7 @@ class CycleStatistics(_Result):
     """Statistics over repeated cycles of one experiment.
 
     Means are arithmetic; llem's 95 % intervals of the mean of these positive quantities are
-    computed on the log scale (see ``llem.aggregate.summarize``), so they never leave the
+    computed on the log scale (see ``llem.stats.summarize``), so they never leave the
     positive axis. ``num_cycles`` is the n of every interval.
     """
 

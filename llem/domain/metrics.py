@@ -322,6 +322,24 @@ class ThermalThrottleInfo(_Metrics):
     )
 
 
+def throttle_reasons(info: ThermalThrottleInfo | None) -> list[str] | None:
+    """The kinds of throttling a result records, in words; the one naming for every output.
+
+    thermal = hardware or software thermal slowdown, power = hardware power brake or software
+    power cap, hardware slowdown = the generic bit that does not say which. None when nothing
+    was observed (no info, or no sample read reason bits); an empty list when samples were
+    read and nothing throttled. Throttling whose kind the result does not record (a file
+    without the flags) is "unspecified", never "none".
+    """
+    if info is None or info.sample_count == 0:
+        return None
+    kinds = [word for flag, word in ((info.thermal, "thermal"), (info.power, "power"),
+                                     (info.hw_slowdown, "hardware slowdown")) if flag]
+    if info.detected and not kinds:
+        kinds.append("unspecified")
+    return kinds
+
+
 class WarmupResult(_Metrics):
     """Outcome of the warmup phase."""
 

@@ -4,8 +4,8 @@ NVML renamed "clocks throttle reasons" to "clocks event reasons" (CUDA 12); the 
 same. thermal = hardware or software thermal slowdown (the earlier tool looked at the software
 bit only); power = hardware power brake or software power cap; hardware slowdown = the generic
 HwSlowdown bit, which NVML sets for either cause without saying which. Any of them is
-throttling; :func:`throttle_reasons` names them for every output. Duration = throttled ticks x
-sample interval; timestamps are seconds since the window start.
+throttling; :func:`llem.domain.metrics.throttle_reasons` names them for every output.
+Duration = throttled ticks x sample interval; timestamps are seconds since the window start.
 """
 
 from __future__ import annotations
@@ -60,22 +60,6 @@ THROTTLE_BITS = THERMAL_BITS | POWER_BITS | HW_SLOWDOWN
 def reason_names(bits: int, legacy: bool = False) -> list[str]:
     """NVML names of the bits set, current names unless ``legacy``."""
     return [names[1 if legacy else 0] for bit, names in REASON_NAMES.items() if bits & bit]
-
-
-def throttle_reasons(info: ThermalThrottleInfo | None) -> list[str] | None:
-    """The kinds of throttling a result records, in words; the one naming for every output.
-
-    None when nothing was observed (no info, or no sample read reason bits); an empty list
-    when samples were read and nothing throttled. Throttling whose kind the result does not
-    record (a file without the flags) is "unspecified", never "none".
-    """
-    if info is None or info.sample_count == 0:
-        return None
-    kinds = [word for flag, word in ((info.thermal, "thermal"), (info.power, "power"),
-                                     (info.hw_slowdown, "hardware slowdown")) if flag]
-    if info.detected and not kinds:
-        kinds.append("unspecified")
-    return kinds
 
 
 def throttle_info(

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from llem.domain.experiment import AggregatedResult, CycleStatistics, MultiCycleResult
-from llem.domain.metrics import ThermalThrottleInfo
+from llem.domain.metrics import ThermalThrottleInfo, throttle_reasons
 from llem.errors import ResultLoadError
 from llem.loader import read_result
-from llem.measure.throttle import throttle_reasons
 from llem.store.rows import cycle_documents, result_figures
 
 
