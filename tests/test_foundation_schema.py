@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from llem.schema import SCHEMAS, build_schema, export_schemas, validate_document
+from llem.results.schema import SCHEMAS, build_schema, export_schemas, validate_document
 
 from . import documents as docs
 

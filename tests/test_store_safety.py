@@ -217,7 +217,7 @@ INSERT INTO ingest_batches VALUES ('b0', TIMESTAMPTZ '2026-02-01 10:00:00+00',
 
 
 def _build_v0_store(path: Path, documents: list[dict]) -> None:
-    from llem.loader import parse_document
+    from llem.results.loader import parse_document
 
     conn = duckdb.connect(str(path))
     conn.execute(V0_DDL)

@@ -16,8 +16,8 @@ from typing import Any
 from llem.domain.experiment import AggregatedResult, CycleStatistics, MultiCycleResult
 from llem.domain.metrics import ThermalThrottleInfo
 from llem.errors import ResultLoadError
-from llem.loader import read_result
 from llem.measure.throttle import throttle_reasons
+from llem.results.loader import read_result
 from llem.store.rows import cycle_documents, result_figures
 
 

@@ -47,7 +47,7 @@ import pyarrow as pa
 from llem import __version__
 from llem.errors import LlemError, ResultLoadError, StoreError, shown_name
 from llem.io import write_json_atomic
-from llem.loader import LoadedResult, decode_document, is_unicode_text, parse_document
+from llem.results.loader import LoadedResult, decode_document, is_unicode_text, parse_document
 from llem.store.connection import open_store, open_store_read_only
 from llem.store.ddl import (
     CYCLE_STATISTICS,

@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 
 from llem.errors import LlemError, StoreError
-from llem.loader import parse_document
+from llem.results.loader import parse_document
 from llem.store.ddl import DERIVED_TABLES, STORE_SCHEMA_VERSION, VIEWS, create_table_sql
 from llem.store.lock import Notify
 from llem.store.rows import Provenance, build_rows

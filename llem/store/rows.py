@@ -38,7 +38,7 @@ from pydantic import BaseModel
 from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
 from llem.domain.metrics import model_provenance
 from llem.errors import LlemError
-from llem.loader import LoadedResult, is_import
+from llem.results.loader import LoadedResult, is_import
 
 
 class RowError(LlemError):

@@ -33,6 +33,7 @@ from llem.domain.legacy import (
 )
 from llem.domain.timeseries import TimeSeriesRecord
 from llem.errors import LlemError
+from llem.io import write_text_atomic
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -117,8 +118,6 @@ def render_schema(fmt: str) -> str:
 
 def export_schemas(out_dir: str | Path) -> list[Path]:
     """Write every schema under ``out_dir``; returns the written paths."""
-    from llem.io import write_text_atomic
-
     out = Path(out_dir)
     written = []
     for fmt, spec in SCHEMAS.items():
@@ -133,7 +132,7 @@ def schema_dir() -> Path | None:
     env = os.environ.get("LLEM_SCHEMA_DIR")
     if env:
         return Path(env)
-    candidate = Path(__file__).resolve().parent.parent / "schemas"
+    candidate = Path(__file__).resolve().parents[2] / "schemas"
     return candidate if candidate.is_dir() else None
 
 
