@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from llem.config.models import CampaignConfig, ExperimentConfig
 from llem.constants import SCHEMA_ID_BASE, SCHEMA_VERSION, V2_SCHEMA_VERSION
+from llem.domain.baseline import BaselineRecord
 from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
 from llem.domain.legacy import (
     LaterLineResult,
@@ -67,6 +68,10 @@ SCHEMAS: dict[str, SchemaSpec] = {
         TimeSeriesRecord, "serialization", SCHEMA_VERSION,
         "v3/timeseries-record.schema.json", "llem time-series record (one Parquet row)",
     ),
+    "baseline": SchemaSpec(
+        BaselineRecord, "serialization", SCHEMA_VERSION,
+        "v3/baseline-record.schema.json", "llem idle-power baseline (baseline.json)",
+    ),
     "config": SchemaSpec(
         ExperimentConfig, "validation", SCHEMA_VERSION,
         "config.schema.json", "llem experiment config",
@@ -94,8 +99,10 @@ SCHEMAS: dict[str, SchemaSpec] = {
     ),
 }
 
-#: Formats that are result documents (everything but configs and time-series rows).
-RESULT_FORMATS = tuple(k for k in SCHEMAS if k not in ("config", "campaign", "timeseries"))
+#: Formats that are result documents (everything but configs, baselines and time-series rows).
+RESULT_FORMATS = tuple(
+    k for k in SCHEMAS if k not in ("config", "campaign", "timeseries", "baseline")
+)
 
 
 def build_schema(fmt: str) -> dict[str, Any]:
