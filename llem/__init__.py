@@ -13,7 +13,7 @@ __all__ = ["__version__", "load_result"]
 
 
 def load_result(path: str | Path) -> Any:
-    """Load a result file of any supported format as its v3 model (see :mod:`llem.loader`)."""
-    from llem.loader import load_result as _load
+    """Load a result file of any supported format as its v3 model (:mod:`llem.results.loader`)."""
+    from llem.results.loader import load_result as _load
 
     return _load(path)

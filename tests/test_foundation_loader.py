@@ -13,7 +13,7 @@ import pytest
 import llem
 from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
 from llem.errors import ResultLoadError
-from llem.loader import read_result
+from llem.results.loader import read_result
 
 from . import documents as docs
 

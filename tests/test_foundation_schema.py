@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from llem.schema import SCHEMAS, build_schema, export_schemas, validate_document
+from llem.results.schema import SCHEMAS, build_schema, export_schemas, validate_document
 
 from . import documents as docs
 
@@ -82,3 +82,23 @@ def test_schema_export_command_writes_the_files(tmp_path: Path) -> None:
     assert len(out.stdout.splitlines()) == len(SCHEMAS)
     assert (tmp_path / "v3" / "aggregated-result.schema.json").is_file()
     assert (tmp_path / "v2" / "aggregated-result.schema.json").is_file()
+
+
+def test_a_written_baseline_file_is_checked_by_its_exported_schema(tmp_path: Path) -> None:
+    from llem.domain.baseline import BaselineRecord, DeviceBaseline
+    from llem.measure.baseline import write_baseline
+
+    device = DeviceBaseline(device_id="GPU-0", kind="gpu", power_w=61.5, duration_sec=30.0,
+                            source="nvml", measured_at="2026-01-25T09:00:00+00:00", host="a")
+    record = BaselineRecord(method="fresh", power_w=61.5, devices=[device], host="a",
+                            timestamp=device.measured_at, energy_source="nvml")
+    path = tmp_path / "baseline.json"
+    write_baseline(record, path)
+    written = json.loads(path.read_text())
+    assert validate_document(written, "baseline") == []
+    assert (REPO / "schemas" / SCHEMAS["baseline"].relpath).is_file()
+    written["method"] = "guessed"
+    del written["devices"][0]["power_w"]
+    errors = validate_document(written, "baseline")
+    assert any(e.startswith("$.method:") for e in errors)
+    assert any(e.startswith("$.devices[0]:") and "power_w" in e for e in errors)

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 
 from llem.config.models import BaselineConfig, EnergyConfig
+from llem.domain.baseline import BaselineRecord, DeviceBaseline
 from llem.energy.select import open_energy_source
 from llem.errors import MeasurementError
 from llem.measure.baseline import (
-    BaselineRecord,
-    DeviceBaseline,
     default_cache_dir,
     energy_breakdown,
     measure_baseline,

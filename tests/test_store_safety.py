@@ -217,7 +217,7 @@ INSERT INTO ingest_batches VALUES ('b0', TIMESTAMPTZ '2026-02-01 10:00:00+00',
 
 
 def _build_v0_store(path: Path, documents: list[dict]) -> None:
-    from llem.loader import parse_document
+    from llem.results.loader import parse_document
 
     conn = duckdb.connect(str(path))
     conn.execute(V0_DDL)
@@ -364,3 +364,20 @@ def test_a_v1_store_is_migrated_keeping_its_time_series(tmp_path: Path) -> None:
                     ("gpt2_20260313_142111", 640, True, "TIMESTAMP WITH TIME ZONE")]
     assert fetch_all(store, "SELECT count(*) FROM timeseries t JOIN results r "
                      "USING (result_id)") == [(8,)]
+
+
+def test_a_migration_keeps_the_earlier_of_two_documents_under_one_id(tmp_path: Path) -> None:
+    first = sdocs.renamed(docs.v2_aggregated_dec2025(), "twice")
+    second = docs.clone(first)
+    second["total_energy_j"] = first["total_energy_j"] + 1.0
+    store = tmp_path / "old.duckdb"
+    _build_v0_store(store, [first, second])
+    notes: list[str] = []
+    open_store(store, notify=notes.append).close()
+    assert fetch_all(store, "SELECT result_id, total_energy_j FROM results") == [
+        ("twice", first["total_energy_j"])
+    ]
+    assert fetch_all(store, "SELECT count(*) FROM documents") == [(2,)]
+    assert {n for n in notes if "kept the earlier one" in n} == {
+        "/old/1.json: results 'twice' differs from an earlier document; kept the earlier one"
+    }

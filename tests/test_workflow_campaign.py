@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from llem.loader import load_result
+from llem.results.loader import load_result
 from llem.workflow import receipt_path, report_dir, result_path, spec_path
 
 REPO = Path(__file__).resolve().parent.parent

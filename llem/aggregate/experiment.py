@@ -37,7 +37,7 @@ def aggregate_experiment(
 
 def write_result(result: AggregatedResult | MultiCycleResult, out: Path) -> None:
     """Validate against the JSON Schema, then write atomically."""
-    from llem.schema import validate_document
+    from llem.results.schema import validate_document
 
     fmt = "v3_multi_cycle" if isinstance(result, MultiCycleResult) else "v3_aggregated"
     document = json.loads(result.model_dump_json())

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from llem.constants import DEFAULT_STORE_PATH
-from llem.store import DEFAULT_LOCK_TIMEOUT_SEC
+from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from llem.schema import export_schemas
+from llem.results.schema import export_schemas
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

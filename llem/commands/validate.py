@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from llem.errors import shown_name
-from llem.validation import validate_paths
+from llem.store.verdict import validate_paths
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

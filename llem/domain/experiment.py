@@ -328,3 +328,7 @@ class MultiCycleResult(_Result):
     written_by: str | None = Field(
         default=None, description="Program that wrote the file: 'llem' for llem's own."
     )
+
+
+#: The v3 model of any result document (per-process, aggregated or multi-cycle).
+ResultModel = RawProcessResult | AggregatedResult | MultiCycleResult

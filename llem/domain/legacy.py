@@ -2,7 +2,7 @@
 
 These models exist to validate and document old files exactly as they were written (their
 JSON Schemas are exported under ``schemas/v2/`` and never change). Loading converts them to the
-v3 models (:mod:`llem.loader`); nothing in llem writes these shapes.
+v3 models (:mod:`llem.results.loader`); nothing in llem writes these shapes.
 
 v2 rules kept here: unknown keys ignored; fields added after the December 2025 core are
 optional with their v2 defaults; datetimes may be naive (local time, kept as given); a failed

@@ -16,7 +16,7 @@ from typing import Any
 from llem.domain.experiment import AggregatedResult, CycleStatistics, MultiCycleResult
 from llem.domain.metrics import ThermalThrottleInfo, throttle_reasons
 from llem.errors import ResultLoadError
-from llem.loader import read_result
+from llem.results.loader import read_result
 from llem.store.rows import cycle_documents, result_figures
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,9 +22,9 @@ import duckdb
 from llem import __version__
 from llem.errors import StoreError
 from llem.store.ddl import STORE_SCHEMA_VERSION, TABLES, VIEWS, create_table_sql
-from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, connect_waiting, store_error
-
-Notify = Callable[[str], None]
+from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, connect_waiting, store_error
+from llem.store.migrations import migrate
+from llem.store.write import set_meta, writer_meta
 
 
 def open_store(
@@ -54,8 +53,6 @@ def open_store(
         else:
             verify_store(conn, path)
             if version < STORE_SCHEMA_VERSION:
-                from llem.store.migrations import migrate
-
                 migrate(conn, path, version, notify=notify)
     except BaseException:
         conn.close()
@@ -210,23 +207,6 @@ def newer_store_error(conn: duckdb.DuckDBPyConnection, path: Path, version: int)
         f"({STORE_SCHEMA_VERSION}); it was last written by llem {writer}: upgrade llem "
         f"(this is {__version__}) to use it"
     )
-
-
-def set_meta(conn: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None:
-    """Insert or replace ``store_meta`` keys."""
-    for key, value in values.items():
-        conn.execute(
-            "INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)", [key, value]
-        )
-
-
-def writer_meta() -> dict[str, str]:
-    """Keys recording who last wrote the store."""
-    return {
-        "llem_version": __version__,
-        "duckdb_version": duckdb.__version__,
-        "last_written_at": datetime.now(UTC).isoformat(),
-    }
 
 
 def _create_store(path: Path) -> None:

@@ -25,9 +25,9 @@ import duckdb
 
 from llem.errors import StoreError, shown_name
 from llem.store import EXPORT_FORMATS
-from llem.store.connection import Notify, open_store_read_only, verify_store
+from llem.store.connection import open_store_read_only, verify_store
 from llem.store.ddl import RESULTS, TABLES
-from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
+from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify
 
 PARTITION_COLUMNS = ("source_schema_version", "model_name")
 

@@ -34,7 +34,7 @@ import os
 import socket
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -48,8 +48,8 @@ from llem import __version__
 from llem.columns import table_from_columns
 from llem.errors import LlemError, ResultLoadError, StoreError, shown_name
 from llem.io import write_json_atomic
-from llem.loader import LoadedResult, decode_document, is_unicode_text, parse_document
-from llem.store.connection import open_store, open_store_read_only, set_meta, writer_meta
+from llem.results.loader import LoadedResult, decode_document, is_unicode_text, parse_document
+from llem.store.connection import open_store, open_store_read_only
 from llem.store.ddl import (
     CYCLE_STATISTICS,
     DOCUMENTS,
@@ -57,14 +57,19 @@ from llem.store.ddl import (
     PROCESS_RESULTS,
     RESULTS,
     TIMESERIES,
-    Table,
     arrow_table,
 )
-from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, store_error
+from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, store_error
 from llem.store.rows import Provenance, RowSet, build_rows
 from llem.store.timeseries import read_timeseries_file, timeseries_rows
-
-Notify = Callable[[str], None]
+from llem.store.write import (
+    ROW_KEYS,
+    first_rows,
+    insert_arrow,
+    insert_rowsets,
+    set_meta,
+    writer_meta,
+)
 
 NEW = "new"
 ALREADY_PRESENT = "already_present"
@@ -583,19 +588,12 @@ def _reason(exc: BaseException, source: str) -> str:
 # judging against the store (lock held)
 # --------------------------------------------------------------------------------------
 
-_KEYS: tuple[tuple[str, Table, str], ...] = (
-    ("results", RESULTS, "result_id"),
-    ("process_results", PROCESS_RESULTS, "process_result_id"),
-    ("cycle_statistics", CYCLE_STATISTICS, "experiment_id"),
-)
-
-
 def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> list[_Accepted]:
     """Accept or refuse each file as a whole; keep only rows the store (or the call) lacks."""
     stored_docs = _existing(conn, DOCUMENTS.name, "content_sha256", "source_path",
                             [c.outcome.content_sha256 for c in candidates])
     stored: dict[str, dict[str, str]] = {}
-    for kind, table, key in _KEYS:
+    for kind, table, key in ROW_KEYS:
         ids = [row[key] for c in candidates for row in getattr(c.rows, kind)]
         stored[kind] = _existing(conn, table.name, key, "fingerprint", ids)
     stored_measurements = _existing(conn, RESULTS.name, "result_id", "measurement_fingerprint",
@@ -607,7 +605,7 @@ def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> lis
 
     accepted: list[_Accepted] = []
     batch_docs: dict[str, str] = {}
-    batch: dict[str, dict[str, str]] = {kind: {} for kind, _, _ in _KEYS}
+    batch: dict[str, dict[str, str]] = {kind: {} for kind, _, _ in ROW_KEYS}
     batch_measurements: dict[str, tuple[str, str]] = {}  # result_id -> (fingerprint, path)
     batch_ts: set[str] = set()
     for c in candidates:
@@ -624,19 +622,12 @@ def _judge(conn: duckdb.DuckDBPyConnection, candidates: list[_Candidate]) -> lis
         if conflict is not None:
             c.outcome.status, c.outcome.reason = REFUSED, conflict
             continue
-        kept: dict[str, list[dict[str, Any]]] = {}
-        for kind, _, key in _KEYS:
-            kept[kind] = []
-            for row in getattr(c.rows, kind):
-                if row[key] in stored[kind] or row[key] in batch[kind]:
-                    continue  # the same row, already stored or coming from an earlier file
-                if row.get("result_id") in same:
-                    continue  # rows of a measurement stored from another format
-                batch[kind][row[key]] = row["fingerprint"]
-                if kind == "results":
-                    batch_measurements[row[key]] = (row["measurement_fingerprint"],
+        # The same row, already stored or coming from an earlier file, is not added twice;
+        # nor are the rows of a measurement stored from another format.
+        kept, _ = first_rows(c.rows, batch, held=stored, skip_results=same)
+        for row in kept["results"]:
+            batch_measurements[row["result_id"]] = (row["measurement_fingerprint"],
                                                     c.outcome.path)
-                kept[kind].append(row)
         if same and not any(kept.values()):
             c.outcome.status = ALREADY_PRESENT
             c.outcome.reason = "same measurement, other format: " + "; ".join(
@@ -681,7 +672,7 @@ def _first_conflict(
     batch: dict[str, dict[str, str]],
     same_measurements: set[str],
 ) -> str | None:
-    for kind, _, key in _KEYS:
+    for kind, _, key in ROW_KEYS:
         for row in getattr(c.rows, kind):
             if row.get("result_id") in same_measurements:
                 continue  # another format of a stored measurement: not a conflict
@@ -768,38 +759,6 @@ def _record_batch(conn: duckdb.DuckDBPyConnection, report: IngestReport,
     }
     insert_arrow(conn, INGEST_BATCHES, [arrow_table(INGEST_BATCHES, [row])])
     set_meta(conn, writer_meta())
-
-
-def insert_rowsets(
-    conn: duckdb.DuckDBPyConnection, rowsets: list[RowSet], *, with_documents: bool
-) -> dict[str, int]:
-    """Insert the rows of many files, one Arrow table per store table; returns row counts."""
-    counts = {}
-    tables: list[tuple[Table, list[dict[str, Any]]]] = [
-        (RESULTS, [r for rs in rowsets for r in rs.results]),
-        (PROCESS_RESULTS, [r for rs in rowsets for r in rs.process_results]),
-        (CYCLE_STATISTICS, [r for rs in rowsets for r in rs.cycle_statistics]),
-    ]
-    if with_documents:
-        tables.insert(0, (DOCUMENTS, [rs.document for rs in rowsets]))
-    for table, rows in tables:
-        counts[table.name] = insert_arrow(conn, table, [arrow_table(table, rows)] if rows else [])
-    return counts
-
-
-def insert_arrow(conn: duckdb.DuckDBPyConnection, table: Table, parts: list[pa.Table]) -> int:
-    """Insert Arrow tables with the declared columns of ``table``; returns the row count."""
-    parts = [p for p in parts if p.num_rows]
-    if not parts:
-        return 0
-    data = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
-    view = f"_llem_incoming_{table.name}"
-    conn.register(view, data)
-    try:
-        conn.execute(f"INSERT INTO {table.name} BY NAME SELECT * FROM {view}")
-    finally:
-        conn.unregister(view)
-    return data.num_rows
 
 
 def _user_name() -> str | None:

@@ -19,16 +19,12 @@ from pathlib import Path
 import duckdb
 
 from llem.errors import StoreError, shown_name
-from llem.store import DEFAULT_LOCK_TIMEOUT_SEC
 
-__all__ = [
-    "DEFAULT_LOCK_TIMEOUT_SEC",
-    "connect_waiting",
-    "is_damage",
-    "is_lock_conflict",
-    "lock_holder",
-    "store_error",
-]
+#: Seconds a writer or reader waits for another process's lock by default.
+DEFAULT_LOCK_TIMEOUT_SEC = 60.0
+
+#: Receives one line for the user while the store works (waiting for a lock, migrating).
+Notify = Callable[[str], None]
 
 _POLL_INTERVAL_SEC = 0.2
 _HOLDER = re.compile(r"held in (?P<program>.+?) \(PID (?P<pid>\d+)\)")
@@ -85,7 +81,7 @@ def connect_waiting(
     *,
     read_only: bool,
     timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
-    notify: Callable[[str], None] | None = None,
+    notify: Notify | None = None,
     config: dict[str, str | bool | int] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Connect to ``path``, waiting up to ``timeout_sec`` for another process's lock.

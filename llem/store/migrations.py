@@ -8,6 +8,10 @@ the store exactly at its old version. A store newer than this llem is never migr
 
 Steps may rebuild derived tables from ``documents``, which keeps every ingested file verbatim;
 that is why the archive tables are the part of the layout that never changes.
+
+Each step is a function that receives the open store (the connection, inside the migration's
+transaction) and writes through :mod:`llem.store.write`; nothing here opens a store, so
+:mod:`llem.store.connection` calls :func:`migrate` and this module never imports it back.
 """
 
 from __future__ import annotations
@@ -15,21 +19,18 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from llem.errors import LlemError, StoreError
-from llem.loader import parse_document
-from llem.store.ddl import (
-    DERIVED_TABLES,
-    STORE_SCHEMA_VERSION,
-    VIEWS,
-    create_table_sql,
-)
-
-Notify = Callable[[str], None]
+from llem.results.loader import parse_document
+from llem.store.ddl import DERIVED_TABLES, STORE_SCHEMA_VERSION, VIEWS, create_table_sql
+from llem.store.lock import Notify
+from llem.store.rows import Provenance, build_rows
+from llem.store.write import first_rows, insert_rowsets, set_meta, writer_meta
 
 
 def backup_path(path: Path, version: int) -> Path:
@@ -50,8 +51,6 @@ def migrate(
             f"migrating store {path} from schema version {from_version} to "
             f"{STORE_SCHEMA_VERSION} (backup: {backup})"
         )
-    from llem.store.connection import set_meta, writer_meta
-
     conn.begin()
     try:
         for version in range(from_version, STORE_SCHEMA_VERSION):
@@ -112,33 +111,22 @@ def rederive_from_documents(conn: duckdb.DuckDBPyConnection, notify: Notify | No
     Documents are taken in ingest order; when two documents give different rows under one id
     the earlier one is kept (the ingest rules refuse the later one today) and a line says so.
     """
-    from llem.store.ingest import insert_rowsets
-    from llem.store.rows import Provenance, build_rows
-
     cursor = conn.execute(
         "SELECT content_sha256, source_path, ingest_batch_id, ingested_at, document "
         "FROM documents ORDER BY ingested_at, content_sha256"
     )
-    keys = {"results": "result_id", "process_results": "process_result_id",
-            "cycle_statistics": "experiment_id"}
     rowsets = []
-    seen: dict[tuple[str, str], str] = {}
+    seen: dict[str, dict[str, str]] = {}
     while batch := cursor.fetchmany(1000):
         for sha, source, batch_id, ingested_at, text in batch:
             loaded = parse_document(json.loads(text), source, sha)
             rows = build_rows(loaded, Provenance(sha, source, batch_id, ingested_at), text)
-            for kind, key in keys.items():
-                kept = []
-                for row in getattr(rows, kind):
-                    ident = (kind, row[key])
-                    if ident not in seen:
-                        seen[ident] = row["fingerprint"]
-                        kept.append(row)
-                    elif seen[ident] != row["fingerprint"] and notify is not None:
-                        notify(f"{source}: {kind} {row[key]!r} differs from an earlier "
-                               "document; kept the earlier one")
-                setattr(rows, kind, kept)
-            rowsets.append(rows)
+            kept, differing = first_rows(rows, seen)
+            if notify is not None:
+                for kind, ident in differing:
+                    notify(f"{source}: {kind} {ident!r} differs from an earlier "
+                           "document; kept the earlier one")
+            rowsets.append(replace(rows, **kept))
     insert_rowsets(conn, rowsets, with_documents=False)
 
 

@@ -25,8 +25,8 @@ from typing import Any
 import duckdb
 
 from llem.errors import LlemError
-from llem.store.connection import Notify, is_sealed, open_store_read_only
-from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
+from llem.store.connection import is_sealed, open_store_read_only
+from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify
 
 #: PRAGMAs that only report. Every other one changes a setting or state and is refused.
 READ_ONLY_PRAGMAS = frozenset({

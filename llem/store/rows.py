@@ -39,7 +39,7 @@ from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProces
 from llem.domain.instrumentation import InstrumentationCost
 from llem.domain.metrics import model_provenance
 from llem.errors import LlemError
-from llem.loader import LoadedResult, is_import
+from llem.results.loader import LoadedResult, is_import
 
 
 class RowError(LlemError):

@@ -3,7 +3,8 @@
 A file is valid when ``llem ingest`` would store it (into a store that does not hold it yet):
 the same reading, JSON, schema, v3 model, row and time-series checks run, through
 :func:`llem.store.ingest.check_paths`, so the two commands never disagree about a file. For
-a file its schema refuses, every schema failure is reported, not only the first.
+a file its schema refuses, every schema failure is reported, not only the first
+(:func:`llem.results.loader.schema_errors`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from llem.errors import ResultLoadError
-from llem.loader import decode_document, detect_format, format_label, schema_format
-from llem.schema import validate_document
+from llem.results.loader import format_label, schema_errors
+from llem.store.ingest import REFUSED, check_paths
 
 
 @dataclass
@@ -41,8 +41,6 @@ class ValidationReport:
 
 def validate_paths(paths: Sequence[str | Path]) -> ValidationReport:
     """Validate files, and ``*.json`` under folders, as ``llem ingest`` would take them."""
-    from llem.store.ingest import REFUSED, check_paths
-
     checked = check_paths(paths)
     report = ValidationReport(skipped=list(checked.skipped))
     for outcome in checked.files:
@@ -50,20 +48,7 @@ def validate_paths(paths: Sequence[str | Path]) -> ValidationReport:
         if outcome.format is not None:
             file_report.label = format_label(outcome.format)
         if outcome.status == REFUSED:
-            file_report.errors = _schema_errors(Path(outcome.path)) or [outcome.reason or ""]
+            file_report.errors = schema_errors(outcome.path) or [outcome.reason or ""]
         file_report.warnings.extend(outcome.warnings)
         report.files.append(file_report)
     return report
-
-
-def _schema_errors(path: Path) -> list[str]:
-    """Every schema failure of a file in its own format; empty if the schema is not what
-    refused it."""
-    try:
-        if not path.is_file():
-            return []
-        _, document = decode_document(path.read_bytes(), str(path))
-        fmt = detect_format(document, str(path))
-    except (OSError, ResultLoadError):
-        return []
-    return validate_document(document, schema_format(fmt))

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 
 from llem.config.models import CampaignConfig, ExperimentConfig
 from llem.constants import SCHEMA_ID_BASE, SCHEMA_VERSION, V2_SCHEMA_VERSION
+from llem.domain.baseline import BaselineRecord
 from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
 from llem.domain.legacy import (
     LaterLineResult,
@@ -33,6 +34,7 @@ from llem.domain.legacy import (
 )
 from llem.domain.timeseries import TimeSeriesRecord
 from llem.errors import LlemError
+from llem.io import write_text_atomic
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -66,6 +68,10 @@ SCHEMAS: dict[str, SchemaSpec] = {
         TimeSeriesRecord, "serialization", SCHEMA_VERSION,
         "v3/timeseries-record.schema.json", "llem time-series record (one Parquet row)",
     ),
+    "baseline": SchemaSpec(
+        BaselineRecord, "serialization", SCHEMA_VERSION,
+        "v3/baseline-record.schema.json", "llem idle-power baseline (baseline.json)",
+    ),
     "config": SchemaSpec(
         ExperimentConfig, "validation", SCHEMA_VERSION,
         "config.schema.json", "llem experiment config",
@@ -93,8 +99,10 @@ SCHEMAS: dict[str, SchemaSpec] = {
     ),
 }
 
-#: Formats that are result documents (everything but configs and time-series rows).
-RESULT_FORMATS = tuple(k for k in SCHEMAS if k not in ("config", "campaign", "timeseries"))
+#: Formats that are result documents (everything but configs, baselines and time-series rows).
+RESULT_FORMATS = tuple(
+    k for k in SCHEMAS if k not in ("config", "campaign", "timeseries", "baseline")
+)
 
 
 def build_schema(fmt: str) -> dict[str, Any]:
@@ -117,8 +125,6 @@ def render_schema(fmt: str) -> str:
 
 def export_schemas(out_dir: str | Path) -> list[Path]:
     """Write every schema under ``out_dir``; returns the written paths."""
-    from llem.io import write_text_atomic
-
     out = Path(out_dir)
     written = []
     for fmt, spec in SCHEMAS.items():
@@ -133,7 +139,7 @@ def schema_dir() -> Path | None:
     env = os.environ.get("LLEM_SCHEMA_DIR")
     if env:
         return Path(env)
-    candidate = Path(__file__).resolve().parent.parent / "schemas"
+    candidate = Path(__file__).resolve().parents[2] / "schemas"
     return candidate if candidate.is_dir() else None
 
 
