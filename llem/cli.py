@@ -14,9 +14,9 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from llem import __version__
 from llem.errors import LlemError
 from llem.measure.job_guard import guard_step
+from llem.version import __version__
 
 EXIT_ERROR = 2
 

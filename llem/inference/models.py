@@ -25,11 +25,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from llem import __version__
 from llem.config.models import ExperimentConfig
 from llem.domain.metrics import ModelSource
 from llem.errors import ModelPreparationError
 from llem.io import write_json_atomic
+from llem.version import __version__
 
 #: File written last into a prepared model folder; its presence means "prepared".
 MODEL_RECORD = "llem-model.json"

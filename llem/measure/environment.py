@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from llem import __version__
 from llem.domain.environment import (
     ContainerEnvironment,
     CPUEnvironment,
@@ -31,6 +30,7 @@ from llem.domain.environment import (
 from llem.energy import nvml as nv
 from llem.energy.cuda_devices import visible_devices
 from llem.errors import EnergySourceError
+from llem.version import __version__
 
 T = TypeVar("T")
 _MIB = 1024 * 1024

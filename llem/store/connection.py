@@ -19,12 +19,12 @@ from pathlib import Path
 
 import duckdb
 
-from llem import __version__
 from llem.errors import StoreError
 from llem.store.ddl import STORE_SCHEMA_VERSION, TABLES, VIEWS, create_table_sql
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, connect_waiting, store_error
 from llem.store.migrations import migrate
 from llem.store.write import set_meta, writer_meta
+from llem.version import __version__
 
 
 def open_store(

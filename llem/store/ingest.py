@@ -44,7 +44,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from llem import __version__
 from llem.columns import table_from_columns
 from llem.errors import LlemError, ResultLoadError, StoreError, shown_name
 from llem.io import write_json_atomic
@@ -70,6 +69,7 @@ from llem.store.write import (
     set_meta,
     writer_meta,
 )
+from llem.version import __version__
 
 NEW = "new"
 ALREADY_PRESENT = "already_present"

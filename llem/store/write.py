@@ -15,9 +15,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from llem import __version__
 from llem.store.ddl import CYCLE_STATISTICS, DOCUMENTS, PROCESS_RESULTS, RESULTS, Table, arrow_table
 from llem.store.rows import RowSet
+from llem.version import __version__
 
 Row = dict[str, Any]
 
