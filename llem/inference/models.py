@@ -30,9 +30,7 @@ from llem.config.models import ExperimentConfig
 from llem.domain.metrics import ModelSource
 from llem.errors import ModelPreparationError
 from llem.io import write_json_atomic
-
-#: File written last into a prepared model folder; its presence means "prepared".
-MODEL_RECORD = "llem-model.json"
+from llem.layout import MODEL_RECORD
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)?$")
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
