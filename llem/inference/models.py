@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +38,13 @@ _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_SLUG = 80
 
+#: Where progress lines go: one line a call (prepare-model and the measured run take one).
 Log = Callable[[str], None]
+
+
+def stderr_log(message: str) -> None:
+    """Progress lines for the job's log."""
+    print(f"llem: {message}", file=sys.stderr, flush=True)
 
 
 def model_key(config: ExperimentConfig) -> str:
