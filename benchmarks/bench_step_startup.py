@@ -52,8 +52,8 @@ def heavy_imports(args: list[str]) -> list[str]:
 
 def prepare(work: Path) -> dict[str, list[str]]:
     """A measured tiny-model experiment; returns each step's command line."""
-    from llem.inference.runner import MeasureInputs, measure
     from llem.inference.tiny import build_tiny_model
+    from llem.measure.run import MeasureInputs, measure
 
     tiny = build_tiny_model(work / "tiny")
     spec = make_spec(parse_experiment({

@@ -1,11 +1,11 @@
-"""What the Snakemake workflow needs from a campaign: experiment tables, spec files, paths.
+"""What the Snakemake workflow needs from a campaign: experiment tables and spec files.
 
 The Snakefile stays free of logic: it hands its ``config`` to :func:`plan_campaign`, which
 validates and expands the campaign (a bad config raises :class:`~llem.errors.ConfigError`
 naming the file and the field, before any job starts), checks that the prompt files and
 local model folders the experiments name are usable, and to :func:`sync_specs`, which writes
 each experiment's resolved ``spec.json``. Input functions in ``workflow/rules/common.smk`` read
-the resulting :class:`CampaignPlan`.
+the resulting :class:`CampaignPlan`. Every path it names comes from :mod:`llem.layout`.
 
 Spec files are written while the workflow is parsed, and only when their content changed.
 Their modification time is then exactly as new as the experiment's config, so Snakemake's
@@ -38,76 +38,21 @@ from llem.config.campaign import (
     read_config_file,
 )
 from llem.config.models import ExperimentConfig
-from llem.constants import DEFAULT_MODELS_DIR
 from llem.devices import check_device_config, gpus_to_allocate
 from llem.errors import ConfigError
-from llem.inference.models import MODEL_RECORD, local_folder, model_key, model_key_spec
+from llem.inference.models import local_folder, model_key, model_key_spec
 from llem.io import write_json_atomic
-
-#: Regular expression every wildcard of the workflow is constrained to.
-WILDCARD_PATTERN = "[A-Za-z0-9._-]+"
-
-#: Top folders of the path grammar (relative to the workflow's working directory).
-RESULTS_DIR = "results"
-MODELS_DIR = DEFAULT_MODELS_DIR
-MODEL_SPECS_DIR = "resources/model_specs"
-
-#: Names used beside the experiment folders of a run; experiments cannot take them.
-RESERVED_EXPERIMENT_NAMES = frozenset({"report", "ingest.json"})
-
-
-# --- path grammar -------------------------------------------------------------------------
-
-
-def run_dir(campaign: str, run_id: str) -> str:
-    """``results/<campaign>/<run_id>``: everything one run of a campaign produces."""
-    return f"{RESULTS_DIR}/{campaign}/{run_id}"
-
-
-def experiment_dir(campaign: str, run_id: str, exp: str) -> str:
-    """``results/<campaign>/<run_id>/<exp>``."""
-    return f"{run_dir(campaign, run_id)}/{exp}"
-
-
-def spec_path(campaign: str, run_id: str, exp: str) -> str:
-    """The resolved ExperimentSpec (config + hash) of one experiment."""
-    return f"{experiment_dir(campaign, run_id, exp)}/spec.json"
-
-
-def cycle_dir(campaign: str, run_id: str, exp: str, cycle: int) -> str:
-    """Folder one measure job (one cycle) writes: warmup, raw process results, time series."""
-    return f"{experiment_dir(campaign, run_id, exp)}/cycle_{cycle}"
-
-
-def result_path(campaign: str, run_id: str, exp: str) -> str:
-    """The aggregated, schema-validated result of one experiment."""
-    return f"{experiment_dir(campaign, run_id, exp)}/result.json"
-
-
-def receipt_path(campaign: str, run_id: str) -> str:
-    """Receipt of the ingest into the store (the store itself is never a rule output)."""
-    return f"{run_dir(campaign, run_id)}/ingest.json"
-
-
-def report_dir(campaign: str, run_id: str) -> str:
-    """Tables and plots of one campaign run, collected by ``snakemake --report``."""
-    return f"{run_dir(campaign, run_id)}/report"
-
-
-def model_marker_path(key: str) -> str:
-    """``resources/models/<model_key>/llem-model.json``, written by prepare-model."""
-    return f"{MODELS_DIR}/{key}/{MODEL_RECORD}"
-
-
-def model_spec_path(key: str) -> str:
-    """``resources/model_specs/<model_key>.json``: what prepare-model reads for a model.
-
-    Its content is fixed by the model key alone, so whichever campaign ran last, the
-    prepare job's input is the same file with the same content, and a finished campaign's
-    model (and with it every measurement) stays up to date.
-    """
-    return f"{MODEL_SPECS_DIR}/{key}.json"
-
+from llem.layout import (
+    RESERVED_EXPERIMENT_NAMES,
+    cycle_dir,
+    model_spec_path,
+    receipt_path,
+    report_dir,
+    report_table_path,
+    result_path,
+    run_dir,
+    spec_path,
+)
 
 # --- the plan -----------------------------------------------------------------------------
 
@@ -178,6 +123,9 @@ class CampaignPlan:
 
     def report_dir(self) -> str:
         return report_dir(self.campaign, self.run_id)
+
+    def report_table_path(self) -> str:
+        return report_table_path(self.campaign, self.run_id)
 
     def model_keys(self) -> list[str]:
         """Distinct model keys, in campaign order."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,9 @@ from llem.errors import MeasurementError, ModelPreparationError
 from llem.inference.distributed import Coordinator, RankInfo
 from llem.inference.loading import LoadedModel
 from llem.inference.models import MODEL_RECORD, model_key, models_dir_of_record
-from llem.inference.runner import MeasureInputs, _measured_passes, measure
 from llem.inference.tiny import build_tiny_model
+from llem.measure.run import MeasureInputs, _measured_passes, measure
+from llem.measure.sampler import THREAD_NAME
 
 MAX_NEW = 6
 
@@ -197,3 +199,32 @@ def test_measure_cli_takes_the_prepared_model_record(tiny: Path, tmp_path: Path)
     assert main(["measure", "--spec", str(spec_path), "--model-record", str(other),
                  "--out-dir", str(refused)]) != 0
     assert not refused.exists()
+
+
+def test_a_generation_failing_inside_the_window_stops_the_sampler_thread(
+    tiny: Path, tmp_path: Path
+) -> None:
+    """The model's forward raises on the measured pass; the sampler thread must not outlive it."""
+    running_at_failure: list[threading.Thread] = []
+
+    def fail_on_forward(loaded: LoadedModel) -> None:
+        def hook(*_: Any) -> None:
+            running_at_failure.extend(
+                t for t in threading.enumerate() if t.name == THREAD_NAME and t.is_alive()
+            )
+            raise RuntimeError("forward failed")
+
+        loaded.model.register_forward_hook(hook)
+
+    before = {t for t in threading.enumerate() if t.name == THREAD_NAME}
+    # warmup off: the first forward is the measured pass's; the time series needs the sampler
+    spec = _spec(tiny, warmup={"enabled": False},
+                 timeseries={"enabled": True, "save": True, "sample_interval_ms": 50})
+    out = tmp_path / "failed" / "cycle_0"
+    with pytest.raises(RuntimeError, match="forward failed"):
+        measure(MeasureInputs(spec=spec, models_dir=tmp_path, out_dir=out),
+                log=lambda _m: None, on_loaded=fail_on_forward)
+    started = [t for t in running_at_failure if t not in before]
+    assert started, "the sampler thread was not running during the measured pass"
+    assert not any(t.is_alive() for t in started)
+    assert not (out / "raw" / "process_0.done").exists()

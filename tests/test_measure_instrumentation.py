@@ -18,8 +18,8 @@ from llem.config.campaign import make_spec, parse_experiment
 from llem.config.models import EnergyConfig
 from llem.energy.select import open_energy_source
 from llem.inference.loading import LoadedModel
-from llem.inference.runner import MeasureInputs, measure
 from llem.inference.tiny import build_tiny_model
+from llem.measure.run import MeasureInputs, measure
 from llem.measure.sampler import THREAD_NAME
 from llem.measure.window import MeasurementWindow
 from llem.report.rows import row_of

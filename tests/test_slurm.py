@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from llem.layout import receipt_path, result_path
 from llem.results.loader import load_result
-from llem.workflow import receipt_path, result_path
 from tests.test_workflow_campaign import REPO, store_experiments, tiny_defaults, write_campaign
 
 pytestmark = [

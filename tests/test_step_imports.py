@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from llem.config.campaign import make_spec, parse_experiment, write_experiment_spec
-from llem.inference.runner import MeasureInputs, measure
 from llem.inference.tiny import build_tiny_model
+from llem.measure.run import MeasureInputs, measure
 
 REPO = Path(__file__).resolve().parent.parent
 HEAVY = {"torch", "transformers", "pandas", "matplotlib"}

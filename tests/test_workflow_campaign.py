@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
+from llem.layout import receipt_path, report_dir, result_path, spec_path
 from llem.results.loader import load_result
-from llem.workflow import receipt_path, report_dir, result_path, spec_path
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE = "it's \"odd\"; $(touch PWNED) `touch PWNED`"

@@ -22,8 +22,8 @@ from pathlib import Path
 import psutil
 import pytest
 
+from llem.layout import cycle_dir, result_path
 from llem.measure.journal import read_events
-from llem.workflow import cycle_dir, result_path
 from tests.test_workflow_campaign import (
     REPO,
     check,

@@ -10,15 +10,13 @@ import pytest
 
 from llem.config.campaign import read_experiment_spec
 from llem.errors import ConfigError
+from llem.layout import model_spec_path, result_path, spec_path
 from llem.measure.devices import cuda_indices_for_config
 from llem.workflow import (
     GC_GEN0_THRESHOLD,
-    model_spec_path,
     plan_campaign,
     plan_campaign_file,
     relax_garbage_collection,
-    result_path,
-    spec_path,
     sync_specs,
 )
 

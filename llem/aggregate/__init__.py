@@ -25,12 +25,12 @@ from llem.aggregate.ranks import (
     combine_instrumentation,
     combine_throttle,
 )
-from llem.aggregate.read import cycle_dirs, read_cycle
+from llem.aggregate.read import read_cycle
 from llem.stats import Summary, log_scale_interval, summarize, t_quantile_975
 
 __all__ = [
     "METHOD", "CombinedEnergy", "Summary", "aggregate_cycles", "aggregate_experiment",
     "aggregate_processes", "combine_energy", "combine_instrumentation", "combine_phases",
-    "combine_throttle", "cycle_dirs", "log_scale_interval", "read_cycle", "summarize",
+    "combine_throttle", "log_scale_interval", "read_cycle", "summarize",
     "t_quantile_975", "write_result",
 ]

@@ -7,11 +7,12 @@ from pathlib import Path
 
 from llem.aggregate.cycles import aggregate_cycles
 from llem.aggregate.ranks import aggregate_processes
-from llem.aggregate.read import cycle_dirs, read_cycle
+from llem.aggregate.read import read_cycle
 from llem.config.campaign import ExperimentSpec
 from llem.domain.experiment import AggregatedResult, MultiCycleResult
 from llem.errors import AggregationError, SchemaValidationError
 from llem.io import write_json_atomic
+from llem.layout import cycle_folders
 
 
 def aggregate_experiment(
@@ -19,7 +20,7 @@ def aggregate_experiment(
 ) -> AggregatedResult | MultiCycleResult:
     """The experiment's result: one cycle -> AggregatedResult, several -> MultiCycleResult."""
     cfg = spec.config
-    dirs = cycle_dirs(exp_dir)
+    dirs = cycle_folders(exp_dir)
     missing = sorted(set(range(cfg.num_cycles)) - set(dirs))
     if missing:
         raise AggregationError(

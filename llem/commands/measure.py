@@ -37,7 +37,7 @@ def _measure(args: argparse.Namespace) -> int:
     from llem.config.campaign import read_experiment_spec
     from llem.inference.distributed import RankInfo, launch_workers
     from llem.inference.models import models_dir_of_record
-    from llem.inference.runner import MeasureInputs, measure
+    from llem.measure.run import MeasureInputs, measure
 
     spec = read_experiment_spec(args.spec)
     if args.model_record is not None:

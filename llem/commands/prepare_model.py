@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from llem.inference.runner import stderr_log
+    from llem.inference.models import stderr_log
 
     if args.list_architectures:
         from llem.inference.architectures import list_architectures

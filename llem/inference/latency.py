@@ -4,18 +4,15 @@ Samples come from the per-step stamps of each batch (``measurement_mode =
 "per_request_batch"``): every request of a batch shares the batch's time to first token,
 and its inter-token latencies are the gaps between the decoding steps that produced its
 tokens. The statistics of the samples are built in :mod:`llem.domain.latency` (shared with
-aggregation); the two builders the measured run calls are importable from here too.
+aggregation).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from llem.domain.latency import latency_statistics, request_latency_metrics
 from llem.domain.metrics import LatencyMeasurements
 from llem.inference.generation import BatchOutcome
-
-__all__ = ["collect_latencies", "latency_statistics", "request_latency_metrics"]
 
 
 def collect_latencies(outcomes: Iterable[BatchOutcome]) -> LatencyMeasurements:

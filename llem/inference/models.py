@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,17 +30,21 @@ from llem.config.models import ExperimentConfig
 from llem.domain.metrics import ModelSource
 from llem.errors import ModelPreparationError
 from llem.io import write_json_atomic
+from llem.layout import MODEL_RECORD
 from llem.version import __version__
-
-#: File written last into a prepared model folder; its presence means "prepared".
-MODEL_RECORD = "llem-model.json"
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)?$")
 _SAFE = re.compile(r"^[A-Za-z0-9._-]+$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_SLUG = 80
 
+#: Where progress lines go: one line a call (prepare-model and the measured run take one).
 Log = Callable[[str], None]
+
+
+def stderr_log(message: str) -> None:
+    """Progress lines for the job's log."""
+    print(f"llem: {message}", file=sys.stderr, flush=True)
 
 
 def model_key(config: ExperimentConfig) -> str:

@@ -8,10 +8,16 @@ throttle reasons, the prefill/decode split, or a source whose energy needs regul
 result says what the sampler served and what it cost (:class:`InstrumentationCost`). Whatever
 cannot be measured is None with a reason, never 0.
 
+The window is a ``with`` block: entering begins it; leaving the block normally ends it, and
+the result is then read from :attr:`MeasurementWindow.measured`; leaving it by an exception
+aborts it (the sampler thread stops, there is no result) and the exception goes on. The
+result is read after the block, not inside it, because the end read happens on the way out.
+
 Example:
-    >>> with MeasurementWindow(sel, sync=torch.cuda.synchronize) as window:
+    >>> window = MeasurementWindow(sel, sync=torch.cuda.synchronize)
+    >>> with window:
     ...     model.generate(...)
-    >>> window.result.total_energy_j, window.result.energy_source
+    >>> window.measured.total_energy_j, window.measured.energy_source
 """
 
 from __future__ import annotations
@@ -144,7 +150,10 @@ def sampler_uses(
 
 
 class MeasurementWindow:
-    """Begin/end (or ``with``) around the work to measure; ``end`` returns a WindowResult.
+    """``with window:`` (or begin/end) around the work to measure; then read ``measured``.
+
+    On an exception inside the ``with`` block the window calls :meth:`abort`, so the
+    sampler thread never outlives a failed measurement.
 
     The sampler starts only when :func:`sampler_uses` names a reason: ``keep_samples`` (the
     time series), ``phase_split``, or the source itself (throttle reasons, regular reads).
@@ -245,11 +254,19 @@ class MeasurementWindow:
         if self._sampler is not None:
             self._sampler.stop()
 
+    @property
+    def measured(self) -> WindowResult:
+        """The result of the ended window (after a ``with`` block that raised nothing)."""
+        if self.result is None:
+            raise RuntimeError("window not ended: it has no result")
+        return self.result
+
     def __enter__(self) -> MeasurementWindow:
         self.begin()
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        """End the window; on an exception (any, KeyboardInterrupt too) abort it instead."""
         if exc_type is None:
             self.end()
         else:

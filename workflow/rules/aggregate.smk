@@ -3,14 +3,14 @@
 
 rule aggregate:
     input:
-        spec="results/{campaign}/{run_id}/{exp}/spec.json",
+        spec=layout.SPEC,
         cycles=get_cycle_dirs,
     output:
-        result="results/{campaign}/{run_id}/{exp}/result.json",
+        result=layout.RESULT,
     log:
-        "logs/aggregate/{campaign}/{run_id}/{exp}.log",
+        layout.log("aggregate", layout.EXPERIMENT_SUBJECT),
     benchmark:
-        "benchmarks/aggregate/{campaign}/{run_id}/{exp}.tsv"
+        layout.benchmark("aggregate", layout.EXPERIMENT_SUBJECT)
     resources:
         gpu=0,
         llem_host=1,

@@ -1,8 +1,11 @@
 # Shared set-up: the validated campaign plan, spec files, wildcard constraints, get_* functions.
+# Every path pattern comes from llem/layout.py (`layout.SPEC`, `layout.log(...)`, ...); a rule
+# that reads an earlier rule's output names it (`rules.environment.output.environment`).
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 
+from llem import layout
 from llem import workflow as llem_workflow
 from llem.errors import ConfigError
 from llem.measure import orphan
@@ -30,16 +33,16 @@ HOST_UNITS = 100
 
 
 wildcard_constraints:
-    campaign=llem_workflow.WILDCARD_PATTERN,
-    run_id=llem_workflow.WILDCARD_PATTERN,
-    exp=llem_workflow.WILDCARD_PATTERN,
-    model_key=llem_workflow.WILDCARD_PATTERN,
-    cycle=r"[0-9]+",
+    campaign=layout.WILDCARD_PATTERN,
+    run_id=layout.WILDCARD_PATTERN,
+    exp=layout.WILDCARD_PATTERN,
+    model_key=layout.WILDCARD_PATTERN,
+    cycle=layout.CYCLE_WILDCARD_PATTERN,
 
 
 def get_final_outputs():
     """Targets of the workflow: the ingest receipt and the report of this campaign run."""
-    return [PLAN.receipt_path(), f"{PLAN.report_dir()}/experiments.html"]
+    return [PLAN.receipt_path(), PLAN.report_table_path()]
 
 
 def get_experiment(wildcards):
@@ -54,7 +57,7 @@ def get_model_spec(wildcards):
 
 def get_model_marker(wildcards):
     """The prepared model folder's marker for this experiment's model."""
-    return llem_workflow.model_marker_path(get_experiment(wildcards).model_key)
+    return layout.model_marker_path(get_experiment(wildcards).model_key)
 
 
 def get_models_dir_of_output(wildcards, output):
@@ -67,7 +70,7 @@ def get_previous_cycle(wildcards):
     cycle = int(wildcards.cycle)
     if cycle == 0:
         return []
-    return llem_workflow.cycle_dir(wildcards.campaign, wildcards.run_id, wildcards.exp, cycle - 1)
+    return layout.cycle_dir(wildcards.campaign, wildcards.run_id, wildcards.exp, cycle - 1)
 
 
 def get_cycle_dirs(wildcards):
@@ -80,7 +83,8 @@ def get_campaign_results(wildcards):
     """result.json of every experiment of the campaign run."""
     if (wildcards.campaign, wildcards.run_id) != (PLAN.campaign, PLAN.run_id):
         raise WorkflowError(
-            f"results/{wildcards.campaign}/{wildcards.run_id} is not the configured campaign run"
+            f"{layout.run_dir(wildcards.campaign, wildcards.run_id)} is not the configured "
+            "campaign run"
         )
     return PLAN.result_paths()
 

@@ -4,13 +4,13 @@
 
 rule environment:
     input:
-        spec="results/{campaign}/{run_id}/{exp}/spec.json",
+        spec=layout.SPEC,
     output:
-        environment="results/{campaign}/{run_id}/{exp}/environment.json",
+        environment=layout.ENVIRONMENT,
     log:
-        "logs/environment/{campaign}/{run_id}/{exp}.log",
+        layout.log("environment", layout.EXPERIMENT_SUBJECT),
     benchmark:
-        "benchmarks/environment/{campaign}/{run_id}/{exp}.tsv"
+        layout.benchmark("environment", layout.EXPERIMENT_SUBJECT)
     group:
         "measurement"
     resources:
@@ -24,13 +24,13 @@ rule environment:
 
 rule baseline:
     input:
-        spec="results/{campaign}/{run_id}/{exp}/spec.json",
+        spec=layout.SPEC,
     output:
-        baseline="results/{campaign}/{run_id}/{exp}/baseline.json",
+        baseline=layout.BASELINE,
     log:
-        "logs/baseline/{campaign}/{run_id}/{exp}.log",
+        layout.log("baseline", layout.EXPERIMENT_SUBJECT),
     benchmark:
-        "benchmarks/baseline/{campaign}/{run_id}/{exp}.tsv"
+        layout.benchmark("baseline", layout.EXPERIMENT_SUBJECT)
     group:
         "measurement"
     resources:
@@ -44,17 +44,17 @@ rule baseline:
 
 rule measure:
     input:
-        spec="results/{campaign}/{run_id}/{exp}/spec.json",
-        environment="results/{campaign}/{run_id}/{exp}/environment.json",
-        baseline="results/{campaign}/{run_id}/{exp}/baseline.json",
+        spec=layout.SPEC,
+        environment=rules.environment.output.environment,
+        baseline=rules.baseline.output.baseline,
         model=get_model_marker,
         previous_cycle=get_previous_cycle,
     output:
-        cycle=directory("results/{campaign}/{run_id}/{exp}/cycle_{cycle}"),
+        cycle=directory(layout.CYCLE),
     log:
-        "logs/measure/{campaign}/{run_id}/{exp}/cycle_{cycle}.log",
+        layout.log("measure", layout.CYCLE_SUBJECT),
     benchmark:
-        "benchmarks/measure/{campaign}/{run_id}/{exp}/cycle_{cycle}.tsv"
+        layout.benchmark("measure", layout.CYCLE_SUBJECT)
     group:
         "measurement"
     resources:

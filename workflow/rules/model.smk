@@ -8,13 +8,13 @@ rule prepare_model:
         # fields prepares the model again (and re-measures everything downstream).
         spec=ancient(get_model_spec),
     output:
-        marker="resources/models/{model_key}/llem-model.json",
+        marker=layout.MODEL_MARKER,
     params:
         models_dir=get_models_dir_of_output,
     log:
-        "logs/prepare_model/{model_key}.log",
+        layout.log("prepare_model", layout.MODEL_SUBJECT),
     benchmark:
-        "benchmarks/prepare_model/{model_key}.tsv"
+        layout.benchmark("prepare_model", layout.MODEL_SUBJECT)
     resources:
         gpu=0,
         llem_host=1,

@@ -8,34 +8,34 @@ localrules:
 rule report:
     input:
         results=get_campaign_results,
-        receipt="results/{campaign}/{run_id}/ingest.json",
+        receipt=rules.ingest.output.receipt,
     output:
         table=report(
-            "results/{campaign}/{run_id}/report/experiments.html",
+            layout.REPORT_TABLE,
             caption="../report/table.rst",
             category="Summary",
         ),
-        table_csv="results/{campaign}/{run_id}/report/experiments.csv",
+        table_csv=layout.REPORT_TABLE_CSV,
         energy_per_token=report(
-            "results/{campaign}/{run_id}/report/energy_per_token_vs_batch_size.png",
+            layout.REPORT_ENERGY_PER_TOKEN_PLOT,
             caption="../report/energy_per_token.rst",
             category="Efficiency",
         ),
         tradeoff=report(
-            "results/{campaign}/{run_id}/report/energy_vs_throughput.png",
+            layout.REPORT_TRADEOFF_PLOT,
             caption="../report/tradeoff.rst",
             category="Efficiency",
         ),
         timeseries=report(
-            directory("results/{campaign}/{run_id}/report/timeseries"),
+            directory(layout.REPORT_TIMESERIES),
             patterns=["{name}.png"],
             caption="../report/timeseries.rst",
             category="Power and temperature",
         ),
     log:
-        "logs/report/{campaign}/{run_id}.log",
+        layout.log("report", layout.RUN_SUBJECT),
     benchmark:
-        "benchmarks/report/{campaign}/{run_id}.tsv"
+        layout.benchmark("report", layout.RUN_SUBJECT)
     resources:
         gpu=0,
         llem_host=1,

@@ -10,13 +10,13 @@ rule ingest:
     input:
         results=get_campaign_results,
     output:
-        receipt="results/{campaign}/{run_id}/ingest.json",
+        receipt=layout.RECEIPT,
     params:
         store=get_store,
     log:
-        "logs/ingest/{campaign}/{run_id}.log",
+        layout.log("ingest", layout.RUN_SUBJECT),
     benchmark:
-        "benchmarks/ingest/{campaign}/{run_id}.tsv"
+        layout.benchmark("ingest", layout.RUN_SUBJECT)
     resources:
         gpu=0,
         llem_host=1,
