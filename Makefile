@@ -30,6 +30,7 @@ run: setup
 	$(VENV)/bin/snakemake --cores $(CORES) --report report.html
 
 test: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: setup
