@@ -27,8 +27,9 @@ from pydantic import ValidationError
 from llem.config.models import BaselineConfig, EnergyConfig
 from llem.domain.baseline import BaselineRecord, DeviceBaseline
 from llem.domain.metrics import EnergyBreakdown
+from llem.energy.base import EnergyReading, EnergySource
 from llem.energy.select import EnergySelection, open_energy_source
-from llem.errors import MeasurementError
+from llem.errors import EnergySourceError, MeasurementError
 from llem.io import write_json_atomic
 from llem.measure.window import WindowResult
 
@@ -105,7 +106,7 @@ def measure_baseline(
     wall = wall_clock or (lambda: datetime.now(UTC))
     host = host or socket.gethostname()
     indices = list(cuda_device_indices or [])
-    common = {
+    common: dict[str, object] = {
         "host": host,
         "duration_sec": baseline_cfg.duration_sec,
         "sample_interval_ms": baseline_cfg.sample_interval_ms,
@@ -126,75 +127,169 @@ def measure_baseline(
             return BaselineRecord(method="unavailable", energy_source="estimate",
                                   unavailable_reason="an estimate has no idle power to "
                                   "measure", **common)
-        devices = source.devices
         cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         if use_cache:
-            now = wall()
-            hits = [_cached(cache, host, d.device_id, source.device_source(d),
-                            baseline_cfg.cache_ttl_sec, now) for d in devices]
-            if devices and all(h is not None for h in hits):
-                entries = [h[0] for h in hits if h is not None]
-                ages = [h[1] for h in hits if h is not None]
-                oldest = min(e.measured_at for e in entries)
-                return BaselineRecord(
-                    method="cached", power_w=sum(e.power_w for e in entries), devices=entries,
-                    timestamp=oldest, cache_age_sec=max(ages), energy_source=selection.name,
-                    **common)
-
-        context: bool | None = None
-        warnings: list[str] = []
-        if any(d.kind == "gpu" for d in devices):
-            context = (keep_cuda_context or keep_cuda_context_alive)(indices)
-            if not context:
-                warnings.append("no CUDA context was alive while measuring: the baseline may "
-                                "be low by the context's idle draw")
-        try:
-            start = source.read_energy()
-            t_begin = clock()
-            interval = baseline_cfg.sample_interval_ms / 1000.0
-            ticks = 0
-            next_t = t_begin
-            while True:
-                next_t += interval
-                if next_t > t_begin + baseline_cfg.duration_sec:
-                    break
-                sleep(max(0.0, next_t - clock()))
-                source.sample()
-                ticks += 1
-            sleep(max(0.0, t_begin + baseline_cfg.duration_sec - clock()))
-            end = source.read_energy()
-        except Exception as exc:
-            return BaselineRecord(method="unavailable", energy_source=selection.name,
-                                  unavailable_reason=f"baseline measurement failed: {exc}",
-                                  **common)
-        measured_at = wall()
-        ends = {r.device_id: r for r in end}
-        entries = []
-        for dev, s in zip(devices, start, strict=True):
-            e = ends[dev.device_id]
-            dt = e.timestamp_sec - s.timestamp_sec
-            if dt <= 0 or e.energy_j < s.energy_j:
-                return BaselineRecord(method="unavailable", energy_source=selection.name,
-                                      unavailable_reason=f"{dev.device_id}: no usable energy "
-                                      "difference over the baseline interval", **common)
-            entries.append(DeviceBaseline(
-                device_id=dev.device_id, kind=dev.kind, power_w=(e.energy_j - s.energy_j) / dt,
-                duration_sec=dt, source=source.device_source(dev), measured_at=measured_at,
-                host=host))
-        for entry in entries:
-            try:
-                write_json_atomic(_cache_path(cache, host, entry.device_id),
-                                  entry.model_dump(mode="json"))
-            except OSError as exc:
-                warnings.append(f"baseline cache not written ({cache}): {exc}")
-                break
-        return BaselineRecord(
-            method="fresh", power_w=sum(e.power_w for e in entries), devices=entries,
-            timestamp=measured_at, cache_age_sec=None, sample_count=ticks,
-            energy_source=selection.name, cuda_context=context, warnings=warnings, **common)
+            hit = _cached_record(source, selection.name, baseline_cfg, cache, host, wall(),
+                                 common)
+            if hit is not None:
+                return hit
+        return _measure_fresh(
+            source, selection.name, baseline_cfg, indices=indices, cache=cache, host=host,
+            clock=clock, sleep=sleep, wall=wall, keep_cuda_context=keep_cuda_context, common=common)
     finally:
         if own:
             selection.close()
+
+
+def _cached_record(
+    source: EnergySource,
+    energy_source: str,
+    baseline_cfg: BaselineConfig,
+    cache: Path,
+    host: str,
+    now: datetime,
+    common: dict[str, object],
+) -> BaselineRecord | None:
+    """The cached baseline when every device has a valid entry, else None.
+
+    All or nothing: a record mixing cached and fresh devices would have no single age or
+    measurement time to report.
+    """
+    devices = source.devices
+    hits = [_cached(cache, host, d.device_id, source.device_source(d),
+                    baseline_cfg.cache_ttl_sec, now) for d in devices]
+    if not devices or any(h is None for h in hits):
+        return None
+    entries = [h[0] for h in hits if h is not None]
+    ages = [h[1] for h in hits if h is not None]
+    oldest = min(e.measured_at for e in entries)
+    return BaselineRecord(
+        method="cached", power_w=sum(e.power_w for e in entries), devices=entries,
+        timestamp=oldest, cache_age_sec=max(ages), energy_source=energy_source, **common)
+
+
+def _measure_fresh(
+    source: EnergySource,
+    energy_source: str,
+    baseline_cfg: BaselineConfig,
+    *,
+    indices: list[int],
+    cache: Path,
+    host: str,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    wall: Callable[[], datetime],
+    keep_cuda_context: Callable[[list[int]], bool | None] | None,
+    common: dict[str, object],
+) -> BaselineRecord:
+    """Measure each device's idle power now and cache it; unavailable with the reason if not.
+
+    Args:
+        source: the open energy source metering the job's devices.
+        energy_source: the selection's name, written to the record.
+        baseline_cfg: duration and sampling interval of the measurement.
+        indices: CUDA indices of the job's GPUs, for the context kept alive meanwhile.
+        cache: the cache folder the new entries are written to.
+        host: the host name the entries are cached under.
+        clock, sleep, wall: monotonic clock, sleep and wall clock (tests pass fakes).
+        keep_cuda_context: creates the CUDA contexts (default :func:`keep_cuda_context_alive`).
+        common: the fields every record of this call carries (host, configured duration...).
+    """
+    devices = source.devices
+    context: bool | None = None
+    warnings: list[str] = []
+    if any(d.kind == "gpu" for d in devices):
+        context = (keep_cuda_context or keep_cuda_context_alive)(indices)
+        if not context:
+            warnings.append("no CUDA context was alive while measuring: the baseline may "
+                            "be low by the context's idle draw")
+    try:
+        start, end, ticks = _read_over_interval(source, baseline_cfg, clock, sleep)
+    except EnergySourceError as exc:
+        return BaselineRecord(method="unavailable", energy_source=energy_source,
+                              unavailable_reason=f"baseline measurement failed: {exc}",
+                              **common)
+    measured_at = wall()
+    entries = _device_baselines(source, start, end, measured_at, host)
+    if isinstance(entries, str):
+        return BaselineRecord(method="unavailable", energy_source=energy_source,
+                              unavailable_reason=entries, **common)
+    _write_cache(entries, cache, host, warnings)
+    return BaselineRecord(
+        method="fresh", power_w=sum(e.power_w for e in entries), devices=entries,
+        timestamp=measured_at, cache_age_sec=None, sample_count=ticks,
+        energy_source=energy_source, cuda_context=context, warnings=warnings, **common)
+
+
+def _read_over_interval(
+    source: EnergySource,
+    baseline_cfg: BaselineConfig,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> tuple[list[EnergyReading], list[EnergyReading], int]:
+    """Counter reads at both ends of ``duration_sec`` and the sampler ticks taken between.
+
+    The ticks keep sources fed that integrate polled power or handle counter wrap, so the
+    end read's difference stays correct. Raises EnergySourceError when a read fails.
+    """
+    start = source.read_energy()
+    t_begin = clock()
+    interval = baseline_cfg.sample_interval_ms / 1000.0
+    ticks = 0
+    next_t = t_begin
+    while True:
+        next_t += interval
+        if next_t > t_begin + baseline_cfg.duration_sec:
+            break
+        sleep(max(0.0, next_t - clock()))
+        source.sample()
+        ticks += 1
+    sleep(max(0.0, t_begin + baseline_cfg.duration_sec - clock()))
+    end = source.read_energy()
+    return start, end, ticks
+
+
+def _device_baselines(
+    source: EnergySource,
+    start: list[EnergyReading],
+    end: list[EnergyReading],
+    measured_at: datetime,
+    host: str,
+) -> list[DeviceBaseline] | str:
+    """Each device's mean power over its own read interval, or why one has none.
+
+    One device without a usable difference (no time passed, the counter went backwards)
+    makes the whole baseline unavailable: a partial baseline would under-subtract.
+    """
+    ends = {r.device_id: r for r in end}
+    entries = []
+    for dev, s in zip(source.devices, start, strict=True):
+        e = ends[dev.device_id]
+        dt = e.timestamp_sec - s.timestamp_sec
+        if dt <= 0 or e.energy_j < s.energy_j:
+            return (f"{dev.device_id}: no usable energy difference over the baseline "
+                    "interval")
+        entries.append(DeviceBaseline(
+            device_id=dev.device_id, kind=dev.kind, power_w=(e.energy_j - s.energy_j) / dt,
+            duration_sec=dt, source=source.device_source(dev), measured_at=measured_at,
+            host=host))
+    return entries
+
+
+def _write_cache(entries: list[DeviceBaseline], cache: Path, host: str,
+                 warnings: list[str]) -> None:
+    """Cache each entry for the next jobs; a cache that cannot be written is a warning.
+
+    The measurement itself stands without the cache, so a failed write stops the writes
+    and adds one warning instead of failing the baseline.
+    """
+    for entry in entries:
+        try:
+            write_json_atomic(_cache_path(cache, host, entry.device_id),
+                              entry.model_dump(mode="json"))
+        except OSError as exc:
+            warnings.append(f"baseline cache not written ({cache}): {exc}")
+            break
 
 
 def keep_cuda_context_alive(cuda_device_indices: list[int]) -> bool | None:
@@ -203,15 +298,19 @@ def keep_cuda_context_alive(cuda_device_indices: list[int]) -> bool | None:
         return None
     try:
         import torch
-
+    except ImportError:  # no torch, no context: the record then warns the baseline may be low
+        return None
+    try:
         if not torch.cuda.is_available():
             return None
         for index in cuda_device_indices:
             torch.zeros(1, device=f"cuda:{index}")
             torch.cuda.synchronize(index)
-        return True
-    except Exception:
+    except (RuntimeError, AssertionError):
+        # RuntimeError: a CUDA failure (out of memory, a busy or lost device; torch's CUDA
+        # errors subclass it). AssertionError: a torch built without CUDA.
         return None
+    return True
 
 
 def energy_breakdown(

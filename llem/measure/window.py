@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 from llem.domain.instrumentation import InstrumentationCost, SamplerUse
 from llem.domain.metrics import DeviceEnergy, MeasuredWindow, ThermalThrottleInfo
-from llem.energy.base import DeviceSample, EnergyReading, EnergySource
+from llem.energy.base import DeviceInfo, DeviceSample, EnergyReading, EnergySource
 from llem.energy.select import EnergySelection
 from llem.measure.sampler import Sampler
 from llem.measure.throttle import throttle_info
@@ -275,6 +275,7 @@ class MeasurementWindow:
     # -- result ------------------------------------------------------------------------
 
     def _compute(self, end_readings: list[EnergyReading], end_mono: float) -> WindowResult:
+        """Assemble the result from both ends' reads and what the sampler saw in between."""
         assert self._anchor is not None and self._start_mono is not None
         anchor_wall, anchor_mono = self._anchor
         start_mono = self._start_mono
@@ -287,85 +288,16 @@ class MeasurementWindow:
             warnings.append(
                 f"{sampler.error_count} sampler read(s) failed; first: {sampler.first_error}"
             )
-
         devices = [] if source is None else source.devices
-        device_index = {d.device_id: d.index for d in devices}
-        starts = {r.device_id: r for r in self._start}
-        ends = {r.device_id: r for r in end_readings}
-        device_windows: list[DeviceWindow] = []
-        device_energy: list[DeviceEnergy] = []
-        reason = self._reason
-        for dev in devices:
-            start = starts.get(dev.device_id)
-            if start is None:
-                continue  # the start read failed: the reason says so
-            end = ends.get(dev.device_id)
-            energy_j: float | None = None
-            dev_reason = reason
-            if end is not None:
-                energy_j = end.energy_j - start.energy_j
-                if energy_j < 0:
-                    energy_j = None
-                    dev_reason = (f"{dev.device_id}: energy counter went backwards "
-                                  "(driver reloaded?)")
-            device_windows.append(DeviceWindow(
-                dev.device_id, start.energy_j, start.timestamp_sec,
-                None if end is None else end.energy_j, None if end is None else end.timestamp_sec,
-            ))
-            device_energy.append(DeviceEnergy(
-                device_id=dev.device_id,
-                kind=dev.kind,  # type: ignore[arg-type]
-                name=dev.name,
-                energy_j=energy_j,
-                source=source.device_source(dev) if source is not None else "none",
-                unavailable_reason=None if energy_j is not None else dev_reason,
-                counter_start_j=start.energy_j,
-                counter_end_j=None if end is None else end.energy_j,
-            ))
-
-        total: float | None = None
-        if device_energy and all(d.energy_j is not None for d in device_energy):
-            total = sum(d.energy_j for d in device_energy if d.energy_j is not None)
-            reason = None
-        elif device_energy:
-            missing = [d for d in device_energy if d.energy_j is None]
-            reason = reason or "; ".join(
-                d.unavailable_reason or d.device_id for d in missing
-            )
-        elif reason is None:
-            reason = "no device was metered"
-
-        energy_source = self.selection.name
-        sources = {d.source for d in device_energy}
-        if len(sources) == 1:
-            energy_source = sources.pop()
-        elif len(sources) > 1:
-            energy_source = "mixed"
-
-        points: dict[str, list[tuple[float, float]]] = {}
-        if total is not None:
-            for dw in device_windows:
-                pts = [(dw.start_sec, dw.start_energy_j)]
-                if dw.end_sec is not None and dw.end_energy_j is not None:
-                    pts.append((dw.end_sec, dw.end_energy_j))
-                pts += [(s.timestamp_sec, s.energy_j) for s in samples
-                        if s.device_id == dw.device_id and s.energy_j is not None]
-                points[dw.device_id] = sorted(pts)
-
+        device_windows, device_energy = _device_results(
+            source, devices, self._start, end_readings, self._reason)
+        total, reason = _total_and_reason(device_energy, self._reason)
         throttle = None
         if sampler is not None and source is not None and source.reports_clock_events:
             throttle = throttle_info(sampler.ticks, start_mono, end_mono, self.interval_sec)
-
         below = self.min_window_sec > 0 and duration < self.min_window_sec
         if below:
-            text = (f"measured window {duration:.2f} s is shorter than the minimum "
-                    f"{self.min_window_sec:g} s")
-            if total is not None:
-                text += (f"; energy counters update about every 100 ms, so the error may "
-                         f"reach {min(100.0, 20.0 / max(duration, 1e-9)):.1f} %")
-            warnings.append(text)
-        in_window = sum(1 for tick in (sampler.ticks if sampler else [])
-                        if tick and start_mono <= tick[0].timestamp_sec <= end_mono)
+            warnings.append(_short_window_warning(duration, self.min_window_sec, total))
         return WindowResult(
             start_time=anchor_wall + timedelta(seconds=start_mono - anchor_mono),
             end_time=anchor_wall + timedelta(seconds=end_mono - anchor_mono),
@@ -374,10 +306,9 @@ class MeasurementWindow:
             duration_sec=duration,
             device_energy=device_energy,
             total_energy_j=total,
-            energy_source=energy_source if total is not None else (
-                energy_source if device_energy else "none"),
+            energy_source=_energy_source_label(device_energy),
             unavailable_reason=reason if total is None else None,
-            sample_count=in_window,
+            sample_count=_ticks_in_window(sampler, start_mono, end_mono),
             samples=samples,
             throttle=throttle,
             below_minimum=below,
@@ -386,8 +317,8 @@ class MeasurementWindow:
             sample_interval_sec=self.interval_sec if sampler is not None else None,
             instrumentation=self._instrumentation(),
             device_windows=device_windows,
-            device_index=device_index,
-            _points=points,
+            device_index={d.device_id: d.index for d in devices},
+            _points=_energy_points(device_windows, samples) if total is not None else {},
         )
 
     def _instrumentation(self) -> InstrumentationCost:
@@ -423,3 +354,125 @@ class MeasurementWindow:
             cpu_fraction=fraction,
             unavailable_reason="; ".join(reasons) or None,
         )
+
+
+def _device_results(
+    source: EnergySource | None,
+    devices: list[DeviceInfo],
+    start_readings: list[EnergyReading],
+    end_readings: list[EnergyReading],
+    reason: str | None,
+) -> tuple[list[DeviceWindow], list[DeviceEnergy]]:
+    """Each metered device's reads at both ends and its energy, or None with the reason.
+
+    A device without a start read is left out (the window's reason says why the start read
+    failed); one whose counter went backwards gets no energy, since a difference across a
+    counter reset would be a wrong number, not a small one.
+
+    Args:
+        source: the window's energy source (None: nothing is metered).
+        devices: the devices that source meters.
+        start_readings: the counters read at ``begin``.
+        end_readings: the counters read at ``end`` (empty when that read failed).
+        reason: why energy is unmeasured so far, given to every device without energy.
+    """
+    starts = {r.device_id: r for r in start_readings}
+    ends = {r.device_id: r for r in end_readings}
+    device_windows: list[DeviceWindow] = []
+    device_energy: list[DeviceEnergy] = []
+    for dev in devices:
+        start = starts.get(dev.device_id)
+        if start is None:
+            continue  # the start read failed: the reason says so
+        end = ends.get(dev.device_id)
+        energy_j: float | None = None
+        dev_reason = reason
+        if end is not None:
+            energy_j = end.energy_j - start.energy_j
+            if energy_j < 0:
+                energy_j = None
+                dev_reason = (f"{dev.device_id}: energy counter went backwards "
+                              "(driver reloaded?)")
+        device_windows.append(DeviceWindow(
+            dev.device_id, start.energy_j, start.timestamp_sec,
+            None if end is None else end.energy_j, None if end is None else end.timestamp_sec,
+        ))
+        device_energy.append(DeviceEnergy(
+            device_id=dev.device_id,
+            kind=dev.kind,  # type: ignore[arg-type]
+            name=dev.name,
+            energy_j=energy_j,
+            source=source.device_source(dev) if source is not None else "none",
+            unavailable_reason=None if energy_j is not None else dev_reason,
+            counter_start_j=start.energy_j,
+            counter_end_j=None if end is None else end.energy_j,
+        ))
+    return device_windows, device_energy
+
+
+def _total_and_reason(
+    device_energy: list[DeviceEnergy], reason: str | None
+) -> tuple[float | None, str | None]:
+    """The window's total energy, or None and why: a total is only a sum over every device.
+
+    A partial sum would under-count without saying so, so one unmeasured device makes the
+    total None; the reason is the window's own, else the missing devices' reasons.
+    """
+    if device_energy and all(d.energy_j is not None for d in device_energy):
+        return sum(d.energy_j for d in device_energy if d.energy_j is not None), None
+    if device_energy:
+        missing = [d for d in device_energy if d.energy_j is None]
+        return None, reason or "; ".join(d.unavailable_reason or d.device_id for d in missing)
+    return None, reason if reason is not None else "no device was metered"
+
+
+def _energy_source_label(device_energy: list[DeviceEnergy]) -> str:
+    """The window's ``energy_source``: the devices' one label, "mixed", or "none".
+
+    A source may meter devices by different methods (counter, integrated power); results
+    name the method when all devices share it, so a reader knows the numbers' quality.
+    """
+    if not device_energy:
+        return "none"
+    sources = {d.source for d in device_energy}
+    return sources.pop() if len(sources) == 1 else "mixed"
+
+
+def _energy_points(
+    device_windows: list[DeviceWindow], samples: list[DeviceSample]
+) -> dict[str, list[tuple[float, float]]]:
+    """Each device's sorted (time, cumulative energy) points, for sub-interval energies.
+
+    The end reads and every sampled energy between them are the points
+    :meth:`WindowResult.energy_between` interpolates over.
+    """
+    points: dict[str, list[tuple[float, float]]] = {}
+    for dw in device_windows:
+        pts = [(dw.start_sec, dw.start_energy_j)]
+        if dw.end_sec is not None and dw.end_energy_j is not None:
+            pts.append((dw.end_sec, dw.end_energy_j))
+        pts += [(s.timestamp_sec, s.energy_j) for s in samples
+                if s.device_id == dw.device_id and s.energy_j is not None]
+        points[dw.device_id] = sorted(pts)
+    return points
+
+
+def _short_window_warning(duration_sec: float, min_window_sec: float,
+                          total_j: float | None) -> str:
+    """The warning for a window shorter than the minimum, with the error it risks.
+
+    Counters step about every 100 ms, so a short window's energy can be off by a share a
+    reader should see next to the number.
+    """
+    text = (f"measured window {duration_sec:.2f} s is shorter than the minimum "
+            f"{min_window_sec:g} s")
+    if total_j is not None:
+        text += (f"; energy counters update about every 100 ms, so the error may "
+                 f"reach {min(100.0, 20.0 / max(duration_sec, 1e-9)):.1f} %")
+    return text
+
+
+def _ticks_in_window(sampler: Sampler | None, start_mono: float, end_mono: float) -> int:
+    """How many sampler ticks fall inside the window (the sampler may tick just outside)."""
+    return sum(1 for tick in (sampler.ticks if sampler else [])
+               if tick and start_mono <= tick[0].timestamp_sec <= end_mono)
