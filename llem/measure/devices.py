@@ -9,6 +9,7 @@ from llem.config.models import ExperimentConfig
 from llem.devices import assign_devices
 from llem.energy import nvml as nv
 from llem.energy.cuda_devices import visible_devices
+from llem.errors import EnergySourceError
 
 
 def visible_cuda_device_count(environ: Mapping[str, str] | None = None) -> int:
@@ -17,11 +18,11 @@ def visible_cuda_device_count(environ: Mapping[str, str] | None = None) -> int:
     try:
         nvml = nv.load_nvml()
         nv.nvml_init(nvml)
-    except Exception:
+    except EnergySourceError:
         return 0
     try:
         uuids = [g.uuid for g in nv.list_gpus(nvml)]
-    except Exception:
+    except EnergySourceError:
         return 0
     finally:
         nv.nvml_shutdown(nvml)

@@ -32,6 +32,7 @@ from llem.domain.instrumentation import InstrumentationCost, SamplerUse
 from llem.domain.metrics import DeviceEnergy, MeasuredWindow, ThermalThrottleInfo
 from llem.energy.base import DeviceInfo, DeviceSample, EnergyReading, EnergySource
 from llem.energy.select import EnergySelection
+from llem.errors import EnergySourceError
 from llem.measure.sampler import Sampler
 from llem.measure.throttle import throttle_info
 
@@ -206,7 +207,7 @@ class MeasurementWindow:
         if source is not None:
             try:
                 self._start = source.read_energy()
-            except Exception as exc:
+            except EnergySourceError as exc:
                 self._start = []
                 self._reason = f"reading energy at the window start failed: {exc}"
         self._start_mono = self._start[0].timestamp_sec if self._start else self._clock()
@@ -239,7 +240,7 @@ class MeasurementWindow:
             if source is not None and self._start:
                 try:
                     end_readings = source.read_energy()
-                except Exception as exc:
+                except EnergySourceError as exc:
                     self._reason = f"reading energy at the window end failed: {exc}"
             end_mono = end_readings[-1].timestamp_sec if end_readings else self._clock()
         finally:  # the sampler stops after the end read, and also when sync fails
