@@ -30,6 +30,7 @@ from llem.domain.metrics import (
     EnergyMetrics,
     InferenceMetrics,
     LatencyMeasurements,
+    PhaseEnergy,
     ThermalThrottleInfo,
 )
 from llem.errors import AggregationError
@@ -123,6 +124,29 @@ def test_a_shared_gpu_is_metered_over_the_union_window() -> None:
     breakdown = result.energy_breakdown
     assert breakdown is not None and breakdown.adjusted_j is None
     assert "shared" in (breakdown.adjusted_unavailable_reason or "")
+
+
+def _phases(prefill_j: float, decode_j: float) -> PhaseEnergy:
+    return PhaseEnergy(prefill_energy_j=prefill_j, decode_energy_j=decode_j,
+                       prefill_time_sec=1.0, decode_time_sec=9.0, method="sampled")
+
+
+def test_a_shared_gpu_is_not_counted_twice_in_the_phase_split() -> None:
+    counters = {"GPU-s": (5000.0, 6000.0)}
+    first = raw(0, 0, 10, devices=[("GPU-s", 1000.0)], counters=counters,
+                phase_energy=_phases(100.0, 900.0))
+    second = raw(1, 0, 10, devices=[("GPU-s", 1000.0)], counters=counters,
+                 phase_energy=_phases(100.0, 900.0))
+    phases = aggregate_processes([first, second], spec_for()).phase_energy
+    assert phases is not None
+    assert phases.prefill_energy_j is None and phases.decode_energy_j is None
+    assert "GPU-s" in (phases.unavailable_reason or "")
+    assert phases.prefill_time_sec == pytest.approx(2.0)  # times stay: each rank's own
+    # ranks on their own GPUs: the split is the sum of the ranks' splits
+    own = [raw(rank, 0, 10, phase_energy=_phases(10.0, 40.0)) for rank in (0, 1)]
+    split = aggregate_processes(own, spec_for()).phase_energy
+    assert split is not None and split.prefill_energy_j == pytest.approx(20.0)
+    assert split.decode_energy_j == pytest.approx(80.0)
 
 
 def test_a_shared_gpu_without_a_common_counter_is_null_with_the_reason() -> None:

@@ -160,25 +160,41 @@ def _combine_breakdowns(raws: Sequence[RawProcessResult]) -> EnergyBreakdown | N
 
 
 
+def _shared_devices(raws: Sequence[RawProcessResult]) -> list[str]:
+    """Ids of physical devices that more than one rank reports."""
+    ranks_by_device: dict[tuple[str, ...], set[int]] = {}
+    for raw in raws:
+        for device in raw.device_energy or []:
+            ranks_by_device.setdefault(_device_identity(raw, device), set()).add(
+                raw.process_index)
+    return sorted(key[-1] for key, ranks in ranks_by_device.items() if len(ranks) > 1)
+
+
 def combine_phases(raws: Sequence[RawProcessResult]) -> PhaseEnergy | None:
     """Prefill/decode times summed over ranks; energies summed over the ranks that meter.
 
     Energies are null when the combined energy is: when any rank failed to measure, or any
-    metering rank could not split its energy.
+    metering rank could not split its energy. They are null too when ranks share a device:
+    each rank's split holds the whole device's energy, so their sum would count it twice.
     """
     phases = [r.phase_energy for r in raws]
     if any(p is None for p in phases):
         return None
     ok = [p for p in phases if p is not None]
     metered = [p for r, p in zip(raws, ok, strict=True) if r.device_energy]
+    shared = _shared_devices(raws)
     known = (
         bool(metered)
+        and not shared
         and not any(r.energy_tracking_failed for r in raws)
         and all(p.prefill_energy_j is not None and p.decode_energy_j is not None
                 for p in metered)
     )
     reason = None
-    if not known:
+    if shared:
+        reason = (f"device(s) {', '.join(shared)} are shared by ranks: their energy cannot be "
+                  "split into each rank's prefill and decode")
+    elif not known:
         reason = next((p.unavailable_reason for p in ok if p.unavailable_reason),
                       "energy unmeasured")
     return PhaseEnergy(
