@@ -139,8 +139,8 @@ def _figures_html(heading: str, figures: list[ReportFigure] | None) -> str:
     if figures is None:
         return ""
     parts = [f"<h2>{html.escape(heading)}</h2>"]
-    parts.extend(f"<p class='why'>{html.escape(f.why_missing)}</p>"
-                 for f in figures if f.why_missing)
+    reasons = dict.fromkeys(f.why_missing for f in figures if f.why_missing)
+    parts.extend(f"<p class='why'>{html.escape(reason)}</p>" for reason in reasons)
     images = [
         f"<figure><img src='data:image/png;base64,{base64.b64encode(f.png).decode()}' "
         f"alt='{html.escape(f.title, quote=True)}'><figcaption>{html.escape(f.title)}"
