@@ -9,7 +9,7 @@ from llem.version import __version__
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["__version__", "load_result"]
+__all__ = ["__version__", "load_result", "open_store"]
 
 
 def load_result(path: str | Path) -> Any:
@@ -17,3 +17,11 @@ def load_result(path: str | Path) -> Any:
     from llem.results.loader import load_result as _load
 
     return _load(path)
+
+
+def open_store(path: str | Path | None = None, **options: Any) -> Any:
+    """A read-only handle on a result store for analysis (:mod:`llem.store.api`): ``.sql()``
+    gives DuckDB relations, ``.results()`` a DataFrame of the results table."""
+    from llem.store.api import open_store as _open
+
+    return _open(path, **options)

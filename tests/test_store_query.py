@@ -94,6 +94,27 @@ def test_results_list_show_compare(store: Path, capsys: pytest.CaptureFixture[st
     assert energy["differs"] == "*" and fields["model_name"]["differs"] == ""
 
 
+@pytest.mark.parametrize("width", [80, 300])
+def test_results_list_shows_batch_size_and_fits_the_terminal(
+    store: Path, width: int, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", str(width))
+    assert main(["results", "list", "--store", str(store)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines[:-1]) <= width  # the note may wrap
+    header = lines[0].split()
+    assert header[:3] == ["result_id", "model_name", "batch_size"]
+    # ids stay recognisable: elided in the middle, the cycle at their end kept
+    if width == 80:
+        assert any("…" in line and line.split()[0].endswith("/cycle-1") for line in lines[2:])
+        assert "left out to fit 80 characters" in lines[-1] and "start_time" in lines[-1]
+    else:
+        assert "start_time" in header and "left out" not in lines[-1]
+    # a batch size of 8 is shown for the v2 result that records it
+    v2 = next(line for line in lines if line.startswith("v2-jan"))
+    assert " 8 " in v2
+
+
 def test_result_ids_resolve_by_unique_prefix(store: Path) -> None:
     conn = open_store_read_only(store)
     try:

@@ -191,3 +191,133 @@ def test_multi_cycle_rows_show_positive_intervals_with_their_n(tmp_path: Path) -
     assert float(table[0]["energy_interval_j_lower"]) > 0
     assert float(table[0]["output_tokens_per_second_interval_lower"]) > 0
     assert "(n = 2)" in (tmp_path / "t.html").read_text()
+
+
+_LATENCY = {
+    "ttft_mean_ms": 21.0, "ttft_median_ms": 20.0, "ttft_p95_ms": 30.0, "ttft_p99_ms": 31.0,
+    "ttft_min_ms": 10.0, "ttft_max_ms": 32.0, "ttft_samples": 8,
+    "itl_mean_ms": 5.0, "itl_median_ms": 4.5, "itl_p95_ms": 9.0, "itl_samples": 50,
+}
+
+#: What a host without GPU and without readable RAPL records as its reason.
+NO_ENERGY_REASON = "no GPU (NVML not available) and RAPL not readable (permission denied)"
+
+
+def host_result(tmp_path: Path, name: str, batch_size: int, energy_j: float | None,
+                source: str = "rapl") -> Path:
+    """A result as llem writes it on a laptop-class host: throughput and latency always;
+    energy from ``source``, or none with the reason such a host gives; time series off."""
+    path = _result(tmp_path, name, batch_size, energy_j, with_series=False)
+    doc = json.loads(path.read_text())
+    doc["latency_stats"] = {**_LATENCY, "ttft_median_ms": 20.0 + batch_size,
+                            "itl_median_ms": 4.0 + batch_size / 4}
+    doc["effective_config"]["timeseries"] = {"enabled": False, "save": False}
+    doc["model_source"] = {"name": "tiny", "obtained": "random weights (seed 0)"}
+    if energy_j is None:
+        doc["energy_unavailable_reason"] = NO_ENERGY_REASON
+    else:
+        doc["energy_source"] = source
+        for process in doc["process_results"]:
+            process["energy_source"] = source
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def _texts(fig: object) -> str:
+    """Every text a figure shows: titles, labels, legends, annotations."""
+    parts = []
+    for ax in fig.axes:  # type: ignore[attr-defined]
+        parts += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
+        parts += [t.get_text() for t in ax.texts]
+        legend = ax.get_legend()
+        if legend is not None:
+            parts += [t.get_text() for t in legend.get_texts()]
+    return "\n".join(parts)
+
+
+def _all_outputs(out: Path) -> ReportOutputs:
+    return ReportOutputs(
+        table_html=out / "experiments.html", table_csv=out / "experiments.csv",
+        energy_per_token_plot=out / "energy_per_token_vs_batch_size.png",
+        tradeoff_plot=out / "energy_vs_throughput.png", timeseries_dir=out / "timeseries",
+        performance_plot=out / "throughput_latency_vs_batch_size.png")
+
+
+def test_a_gpu_less_host_gets_throughput_and_latency_plots_and_the_reason_for_no_energy(
+    tmp_path: Path,
+) -> None:
+    from llem.report.plots import performance_vs_batch_size
+
+    paths = [host_result(tmp_path, f"bs{b}", b, None) for b in (1, 4)]
+    rows = load_rows(paths)
+    fig = performance_vs_batch_size(rows)
+    throughput, ttft, itl = fig.axes
+    assert [list(line.get_ydata()) for line in throughput.get_lines()] == [[40.0, 160.0]]
+    assert [list(line.get_ydata()) for line in ttft.get_lines()] == [[21.0, 24.0], [30.0, 30.0]]
+    assert len(itl.get_lines()) == 2
+
+    out = tmp_path / "report"
+    written = build_report(paths, _all_outputs(out))
+    assert out / "throughput_latency_vs_batch_size.png" in written
+    page = (out / "experiments.html").read_text()
+    # the plot is on the page; the reason energy is missing and why there is no time
+    # series are each one sentence
+    assert page.count("data:image/png;base64,") == 1
+    assert (f"No experiment has a measured J per output token: {NO_ENERGY_REASON}."
+            in page)
+    assert ("No power or temperature time series: time series disabled "
+            "(timeseries.enabled: false).") in page
+    assert "random weights" in page
+
+
+def test_every_energy_plot_of_an_estimate_says_estimate(tmp_path: Path) -> None:
+    from llem.report.plots import energy_per_token_vs_batch_size, energy_vs_throughput
+
+    rows = load_rows([host_result(tmp_path, f"bs{b}", b, 10.0 * b, source="estimate")
+                      for b in (1, 4)])
+    for draw in (energy_per_token_vs_batch_size, energy_vs_throughput):
+        fig = draw(rows)
+        assert "ESTIMATE" in _texts(fig) and "estimate (CPU time x TDP" in _texts(fig)
+    line = energy_per_token_vs_batch_size(rows).axes[0].get_lines()[0]
+    assert line.get_linestyle() == "--" and line.get_markerfacecolor() == "none"
+
+
+def test_measured_and_estimated_points_never_share_a_line(tmp_path: Path) -> None:
+    from llem.report.plots import energy_per_token_vs_batch_size
+
+    rows = load_rows([host_result(tmp_path, "m1", 1, 10.0, source="rapl"),
+                      host_result(tmp_path, "m4", 4, 40.0, source="rapl"),
+                      host_result(tmp_path, "e1", 1, 12.0, source="estimate"),
+                      host_result(tmp_path, "e4", 4, 44.0, source="estimate")])
+    ax = energy_per_token_vs_batch_size(rows).axes[0]
+    lines = ax.get_lines()
+    labels = sorted(t.get_text() for t in ax.get_legend().get_texts())
+    assert labels == ["tiny: estimate (CPU time x TDP, not measured)", "tiny: measured (rapl)"]
+    assert len(lines) == 2
+    measured = next(line for line in lines if line.get_linestyle() == "-")
+    estimated = next(line for line in lines if line.get_linestyle() == "--")
+    assert list(measured.get_ydata()) == [0.1, 0.4]
+    assert list(estimated.get_ydata()) == [0.12, 0.44]
+    assert measured.get_markerfacecolor() != "none" == estimated.get_markerfacecolor()
+
+
+def test_plotted_intervals_show_their_n(tmp_path: Path) -> None:
+    from llem.aggregate import aggregate_cycles
+    from llem.config.campaign import make_spec, parse_experiment
+    from llem.domain.experiment import AggregatedResult
+    from llem.report.plots import energy_per_token_vs_batch_size, performance_vs_batch_size
+
+    spec = make_spec(parse_experiment({"config_name": "mc", "model_name": "tiny",
+                                       "num_cycles": 3}), "c", "r")
+    cycles = []
+    for k, energy in enumerate((40.0, 90.0, 60.0)):
+        doc = documents.v3_aggregated((energy,))
+        doc.update(cycle_id=k, output_tokens=100, energy_per_output_token_j=energy / 100,
+                   output_tokens_per_second=100 / (4.0 + 2 * k), model_name="tiny")
+        doc["effective_config"] = {"config_name": "mc", "batching": {"batch_size": 2}}
+        cycles.append(AggregatedResult.model_validate(doc))
+    path = tmp_path / "result.json"
+    path.write_text(aggregate_cycles(cycles, spec).model_dump_json())
+    rows = load_rows([path])
+    assert "n = 3" in _texts(energy_per_token_vs_batch_size(rows))
+    assert "n = 3" in _texts(performance_vs_batch_size(rows))

@@ -24,6 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--tradeoff-plot", type=Path, help="PNG: energy per token vs throughput."
     )
     parser.add_argument(
+        "--performance-plot", type=Path,
+        help="PNG: throughput, TTFT and ITL (p50/p95) vs batch size.",
+    )
+    parser.add_argument(
         "--timeseries-dir",
         type=Path,
         help="Folder for one PNG per experiment (and cycle): power and temperature over time.",
@@ -40,10 +44,12 @@ def _report(args: argparse.Namespace) -> int:
         energy_per_token_plot=args.energy_per_token_plot,
         tradeoff_plot=args.tradeoff_plot,
         timeseries_dir=args.timeseries_dir,
+        performance_plot=args.performance_plot,
     )
     if all(value is None for value in vars(outputs).values()):
         raise LlemError("nothing to write: give at least one of --table, --csv, "
-                        "--energy-per-token-plot, --tradeoff-plot, --timeseries-dir")
+                        "--energy-per-token-plot, --tradeoff-plot, --performance-plot, "
+                        "--timeseries-dir")
     written = build_report(args.results, outputs)
     for path in written:
         print(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 
 from llem.commands._store_args import add_store_options, notify
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _results(args: argparse.Namespace) -> int:
     from llem.errors import LlemError
     from llem.store.connection import open_store_read_only
-    from llem.store.formatting import render
+    from llem.store.formatting import render, render_table
     from llem.store.history import compare_results, list_results, show_processes, show_result
     from llem.store.lock import is_damage, store_error
 
@@ -51,11 +52,13 @@ def _results(args: argparse.Namespace) -> int:
     )
     try:
         if args.action == "list":
-            out = render(
-                list_results(conn, model=args.model, campaign=args.campaign,
-                             latest=args.latest, limit=args.limit),
-                args.format,
-            )
+            found = list_results(conn, model=args.model, campaign=args.campaign,
+                                 latest=args.latest, limit=args.limit)
+            if args.format == "table":  # for reading: as wide as the terminal
+                width = shutil.get_terminal_size().columns
+                out = render_table(found.columns, found.rows, max_width=width)
+            else:
+                out = render(found, args.format)
         elif args.action == "show":
             out = render(show_result(conn, args.id), args.format)
             if args.format == "table":

@@ -58,6 +58,9 @@ class ExperimentRow:
     latency_e2e_p95_ms: float | None
     latency_e2e_p99_ms: float | None
     ttft_p50_ms: float | None
+    ttft_p95_ms: float | None
+    itl_p50_ms: float | None
+    itl_p95_ms: float | None
     throttled: str | None
     throttle_duration_sec: float | None
     max_temperature_c: float | None
@@ -68,15 +71,24 @@ class ExperimentRow:
     sampler_cpu_sec: float | None = None
     sampler_cpu_fraction: float | None = None
     sampler_reads: int | None = None
+    energy_per_output_token_adjusted_j: float | None = None
+    avg_power_w: float | None = None
+    num_devices: int | None = None
+    gpus: str | None = None
+    host: str | None = None
+    slurm_job_id: str | None = None
     notes: list[str] = field(default_factory=list)
-    # Not shown in the table: where this row's time series files are.
+    # Not shown in the table: where this row's time series files are, why there are none,
+    # and why energy or latency figures are missing (the plots say so).
     timeseries_files: list[Path] = field(default_factory=list, repr=False)
+    timeseries_reason: str | None = field(default=None, repr=False)
+    energy_unavailable_reason: str | None = field(default=None, repr=False)
+    latency_unavailable_reason: str | None = field(default=None, repr=False)
 
     def table_values(self) -> dict[str, Any]:
-        """The row as table columns (time series files left out, notes joined; intervals
-        stay :class:`Interval` objects for the writer to render)."""
-        values = {f.name: getattr(self, f.name) for f in fields(self)}
-        values.pop("timeseries_files")
+        """The row as table columns (the fields the table does not show left out, notes
+        joined; intervals stay :class:`Interval` objects for the writer to render)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
         values["notes"] = "; ".join(self.notes)
         return values
 
@@ -109,6 +121,9 @@ COLUMNS: list[tuple[str, str]] = [
     ("latency_e2e_p95_ms", "latency p95 (ms)"),
     ("latency_e2e_p99_ms", "latency p99 (ms)"),
     ("ttft_p50_ms", "TTFT p50 (ms)"),
+    ("ttft_p95_ms", "TTFT p95 (ms)"),
+    ("itl_p50_ms", "ITL p50 (ms)"),
+    ("itl_p95_ms", "ITL p95 (ms)"),
     ("throttled", "throttling"),
     ("throttle_duration_sec", "throttled (s)"),
     ("max_temperature_c", "max temp (C)"),
@@ -119,6 +134,12 @@ COLUMNS: list[tuple[str, str]] = [
     ("sampler_cpu_sec", "sampler CPU (s)"),
     ("sampler_cpu_fraction", "sampler CPU / process CPU"),
     ("sampler_reads", "sampler reads"),
+    ("energy_per_output_token_adjusted_j", "adjusted J / output token"),
+    ("avg_power_w", "mean power (W)"),
+    ("num_devices", "GPUs"),
+    ("gpus", "GPU name (UUID)"),
+    ("host", "host"),
+    ("slurm_job_id", "SLURM job"),
     ("notes", "warnings"),
 ]
 
@@ -167,6 +188,7 @@ def row_of(
 ) -> ExperimentRow:
     """One table row of an aggregated result read from ``path`` (``document``: its JSON)."""
     figures = result_figures(result, document)
+    files = timeseries_files(result, path)
     breakdown = result.energy_breakdown
     latency = result.latency_stats
     throttle = result.thermal_throttle
@@ -194,7 +216,10 @@ def row_of(
         latency_e2e_p50_ms=latency.e2e_median_ms if latency is not None else None,
         latency_e2e_p95_ms=latency.e2e_p95_ms if latency is not None else None,
         latency_e2e_p99_ms=latency.e2e_p99_ms if latency is not None else None,
-        ttft_p50_ms=(latency.ttft_median_ms if latency and latency.ttft_samples else None),
+        ttft_p50_ms=figures["ttft_p50_ms"],
+        ttft_p95_ms=figures["ttft_p95_ms"],
+        itl_p50_ms=figures["itl_p50_ms"],
+        itl_p95_ms=figures["itl_p95_ms"],
         throttled=_throttle_text(throttle),
         throttle_duration_sec=throttle.throttle_duration_sec if throttle is not None else None,
         max_temperature_c=throttle.max_temperature_c if throttle is not None else None,
@@ -202,8 +227,17 @@ def row_of(
         sampler_cpu_sec=figures["sampler_cpu_sec"],
         sampler_cpu_fraction=figures["sampler_cpu_fraction"],
         sampler_reads=figures["sampler_reads"],
+        energy_per_output_token_adjusted_j=figures["adjusted_energy_per_output_token_j"],
+        avg_power_w=figures["avg_power_w"],
+        num_devices=figures["num_devices"],
+        gpus=_gpus_text(figures["gpu_names"], figures["gpu_uuids"]),
+        host=figures["host"],
+        slurm_job_id=figures["slurm_job_id"],
         notes=notes,
-        timeseries_files=timeseries_files(result, path),
+        timeseries_files=files,
+        timeseries_reason=None if files else no_timeseries_reason(result, path),
+        energy_unavailable_reason=figures["energy_unavailable_reason"],
+        latency_unavailable_reason=figures["latency_unavailable_reason"],
     )
 
 
@@ -222,6 +256,31 @@ def timeseries_files(result: AggregatedResult, path: Path) -> list[Path]:
         if candidate.is_file():
             files.append(candidate)
     return files
+
+
+def no_timeseries_reason(result: AggregatedResult, path: Path) -> str:
+    """Why a result has no time-series plot, in words a reader acts on."""
+    settings = (result.effective_config or {}).get("timeseries")
+    named = list(result.timeseries_paths or []) or [
+        p.timeseries_path for p in result.process_results if p.timeseries_path]
+    if named:
+        return (f"the time-series file(s) it names are missing beside {path.name} "
+                f"({', '.join(dict.fromkeys(str(n) for n in named))})")
+    if isinstance(settings, dict):
+        if not settings.get("enabled"):
+            return "time series disabled (timeseries.enabled: false)"
+        if not settings.get("save"):
+            return "time series sampled but not saved (timeseries.save: false)"
+        return "time series enabled and saved, but the result names no time-series file"
+    return "the result records no time series (not recorded by the tool that measured it)"
+
+
+def _gpus_text(names: list[str] | None, uuids: list[str] | None) -> str | None:
+    if not names and not uuids:
+        return None
+    if names and uuids and len(names) == len(uuids):
+        return ", ".join(f"{n} ({u})" for n, u in zip(names, uuids, strict=True))
+    return ", ".join([*(names or []), *(uuids or [])])
 
 
 def _throttle_text(throttle: ThermalThrottleInfo | None) -> str | None:

@@ -30,7 +30,8 @@ def timeseries_figure(row: ExperimentRow) -> Any:
     power = _series(samples, "power_w")
     temperature = _series(samples, "temperature_c")
     if not power and not temperature:
-        return missing_figure(f"{title}\nno power or temperature samples were recorded")
+        why = row.energy_unavailable_reason or "the samplers read no power or temperature"
+        return missing_figure(f"{title}\nNo power or temperature samples were recorded: {why}.")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 4))
     for device, (ts, values) in sorted(power.items()):

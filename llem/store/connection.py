@@ -129,14 +129,15 @@ def is_sealed(conn: duckdb.DuckDBPyConnection) -> bool:
     """
     names = list(SEALED_CONFIG)
     settings = ", ".join(f"current_setting('{name}')" for name in names)
-    row = conn.execute(
+    rows = conn.execute(
         f"SELECT {settings}, current_setting('allowed_directories'), "
         "current_setting('allowed_paths'), current_setting('temp_directory'), "
         "(SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()), "
         "(SELECT path FROM duckdb_databases() WHERE database_name = current_database())"
-    ).fetchone()
-    if row is None:
+    ).fetchall()  # fetched to the end, so that no unfinished result blocks a relation
+    if not rows:
         return False
+    row = rows[0]
     values, (folders, files, temp_dir, read_only, db_path) = row[: len(names)], row[len(names):]
     if any(bool(value) != SEALED_CONFIG[name] for name, value in zip(names, values, strict=True)):
         return False

@@ -18,6 +18,13 @@ Store schema versions (``store_meta.store_schema_version``):
   ``process_results`` gain what measuring cost (``sampler_*`` columns and
   ``instrumentation``). The migration rebuilds the three
   document-derived tables from ``documents`` (``timeseries`` is kept as it is).
+* 3 - ``results`` gains the columns researchers filter and compare on: devices
+  (``num_devices``, ``gpu_names``, ``gpu_uuids``), ``host``, ``slurm_job_id``,
+  ``avg_power_w``, ``adjusted_energy_per_output_token_j``, TTFT and ITL p50/p95 with
+  ``latency_unavailable_reason``, ``thermal_throttle_duration_sec``, ``num_cycles`` and the
+  95 % intervals of the headline figures (``*_ci_95_lower/upper``, ``ci_n``,
+  ``interval_unavailable_reason``). The migration rebuilds the document-derived tables as the
+  one to 2 does.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import pyarrow as pa
 from llem.columns import table_from_rows
 
 #: Store schema version this llem writes and reads. Older stores are migrated forward.
-STORE_SCHEMA_VERSION = 2
+STORE_SCHEMA_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,14 @@ RESULTS = Table(
         _c("llem_version", "VARCHAR", "llem version that measured."),
         _c("num_processes", "BIGINT", "Processes aggregated."),
         _c("gpu_name", "VARCHAR", "GPU name, from the environment or the process results."),
+        _c("num_devices", "BIGINT",
+           "GPUs the result ran on (distinct UUIDs, else distinct GPU indices of its process "
+           "results); 0 when every process ran on the CPU; null when not recorded."),
+        _c("gpu_names", "JSON",
+           "Names of the GPUs it ran on, as a JSON list (one entry per distinct GPU)."),
+        _c("gpu_uuids", "JSON", "NVML UUIDs of the GPUs it ran on, as a JSON list."),
+        _c("host", "VARCHAR", "Host name it ran on, where recorded."),
+        _c("slurm_job_id", "VARCHAR", "SLURM_JOB_ID it ran under; null outside SLURM."),
         _c("total_tokens", "BIGINT", "Input plus output tokens over processes."),
         _c("input_tokens", "BIGINT",
            "Input tokens, where recorded or summable (later line: derived, see "
@@ -199,6 +214,11 @@ RESULTS = Table(
            "Energy of record per output token, J (reported, or total/output tokens)."),
         _c("energy_per_token_j", "DOUBLE",
            "Energy of record per total (input + output) token, J."),
+        _c("adjusted_energy_per_output_token_j", "DOUBLE",
+           "Baseline-adjusted energy per output token, J; null when either is unknown."),
+        _c("avg_power_w", "DOUBLE",
+           "Mean power of the energy of record over the measured window (total_energy_j / "
+           "measured_window_sec), W; null when either is unknown."),
         _c("throughput_tokens_per_sec", "DOUBLE",
            "Output tokens per second over the wall window: as reported, else derived "
            "(throughput_source = 'derived_wall_window') as output_tokens / the measured "
@@ -218,6 +238,28 @@ RESULTS = Table(
         _c("max_temperature_c", "DOUBLE", "Peak temperature in the window, C."),
         _c("ttft_mean_ms", "DOUBLE", "Mean time to first token, ms."),
         _c("itl_mean_ms", "DOUBLE", "Mean inter-token latency, ms."),
+        _c("ttft_p50_ms", "DOUBLE", "Median time to first token, ms."),
+        _c("ttft_p95_ms", "DOUBLE", "95th percentile time to first token, ms."),
+        _c("itl_p50_ms", "DOUBLE", "Median inter-token latency, ms."),
+        _c("itl_p95_ms", "DOUBLE", "95th percentile inter-token latency, ms."),
+        _c("latency_unavailable_reason", "VARCHAR",
+           "Why the TTFT or ITL percentiles are null, when they are."),
+        _c("thermal_throttle_duration_sec", "DOUBLE",
+           "Seconds of the measured window spent throttled; null when throttling was not "
+           "monitored."),
+        _c("num_cycles", "BIGINT",
+           "Cycles of the experiment this row is one of (1 for an aggregated file)."),
+        _c("energy_per_output_token_ci_95_lower", "DOUBLE",
+           "95 % interval of the mean J per output token across the experiment's cycles, "
+           "lower (n = ci_n; llem: on the log scale, so > 0); null for a single cycle."),
+        _c("energy_per_output_token_ci_95_upper", "DOUBLE",
+           "Its upper bound, J."),
+        _c("throughput_ci_95_lower", "DOUBLE",
+           "95 % interval of the mean output tokens per second across cycles, lower."),
+        _c("throughput_ci_95_upper", "DOUBLE", "Its upper bound."),
+        _c("ci_n", "BIGINT", "Cycles the intervals rest on."),
+        _c("interval_unavailable_reason", "VARCHAR",
+           "Why the interval columns are null, when they are."),
         *_INSTRUMENTATION,
         _c("timeseries_path", "VARCHAR", "Time-series file named by the result, as written."),
         _c("timeseries_missing", "JSON",
@@ -399,11 +441,15 @@ TABLES_BY_NAME = {t.name: t for t in TABLES}
 _FLAT_COLUMNS = (
     "result_id", "experiment_id", "experiment_name", "cycle_id", "campaign", "run_id",
     "model_name", "model_provenance", "backend", "precision", "batch_size", "gpu_name",
-    "num_processes",
+    "num_processes", "num_devices", "gpu_names", "gpu_uuids", "host", "slurm_job_id",
     "source_format", "source_schema_version", "config_hash", "energy_source",
     "total_energy_j", "adjusted_energy_j", "baseline_power_w", "total_tokens", "output_tokens",
-    "energy_per_output_token_j", "throughput_tokens_per_sec", "measured_window_sec",
-    "ttft_mean_ms", "itl_mean_ms", "thermal_throttle_detected", "start_time", "end_time",
+    "energy_per_output_token_j", "adjusted_energy_per_output_token_j", "avg_power_w",
+    "throughput_tokens_per_sec", "measured_window_sec", "ttft_mean_ms", "itl_mean_ms",
+    "ttft_p50_ms", "ttft_p95_ms", "itl_p50_ms", "itl_p95_ms", "num_cycles",
+    "energy_per_output_token_ci_95_lower", "energy_per_output_token_ci_95_upper",
+    "throughput_ci_95_lower", "throughput_ci_95_upper", "ci_n",
+    "thermal_throttle_detected", "thermal_throttle_duration_sec", "start_time", "end_time",
     "times_assumed_utc", "ingest_batch_id", "ingested_at",
 )
 

@@ -32,8 +32,16 @@ def render(result: QueryResult, fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
 
 
-def render_table(columns: list[str], rows: list[tuple[Any, ...]] | list[list[Any]]) -> str:
-    """An aligned plain-text table with a header line and a row count."""
+def render_table(
+    columns: list[str], rows: list[tuple[Any, ...]] | list[list[Any]],
+    max_width: int | None = None,
+) -> str:
+    """An aligned plain-text table with a header line and a row count.
+
+    With ``max_width`` the table fits that many characters: long text is elided in the
+    middle (never below :data:`_MIN_TEXT` characters; numbers are never cut), then columns
+    are left out from the right, and a last line names them.
+    """
     if not columns:
         return "OK\n"
     cells = [[_cell(v) for v in row] for row in rows]
@@ -46,6 +54,10 @@ def render_table(columns: list[str], rows: list[tuple[Any, ...]] | list[list[Any
         and any(row[i] is not None for row in rows)
         for i in range(len(columns))
     ]
+    left_out: list[str] = []
+    if max_width is not None:
+        columns, cells, widths, numeric, left_out = _fit(
+            list(columns), cells, widths, numeric, max_width)
 
     def line(values: list[str]) -> str:
         parts = [
@@ -57,7 +69,59 @@ def render_table(columns: list[str], rows: list[tuple[Any, ...]] | list[list[Any
     out = [line(columns), "  ".join("-" * w for w in widths)]
     out.extend(line(row) for row in cells)
     out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    if left_out:
+        out.append(f"(left out to fit {max_width} characters: {', '.join(left_out)}; "
+                   "--format csv or json shows every column)")
     return "\n".join(out) + "\n"
+
+
+#: To fit a width, text is first elided to :data:`_SOFT_TEXT` characters, then columns past
+#: the first :data:`_KEPT_COLUMNS` are left out, then text is elided down to :data:`_MIN_TEXT`.
+_SOFT_TEXT = 26
+_KEPT_COLUMNS = 4
+_MIN_TEXT = 12
+_GAP = 2
+
+
+def _fit(
+    columns: list[str], cells: list[list[str]], widths: list[int], numeric: list[bool],
+    max_width: int,
+) -> tuple[list[str], list[list[str]], list[int], list[bool], list[str]]:
+    """Elide text columns and leave out columns from the right until the table fits."""
+
+    def total() -> int:
+        return sum(widths) + _GAP * (len(widths) - 1)
+
+    def shrink(floor: int) -> None:
+        while total() > max_width:
+            shrinkable = [i for i in range(len(widths))
+                          if not numeric[i] and widths[i] > max(floor, len(columns[i]))]
+            if not shrinkable:
+                return
+            widths[max(shrinkable, key=lambda i: widths[i])] -= 1
+
+    def drop(keep: int) -> None:
+        while total() > max_width and len(columns) > keep:
+            left_out.insert(0, columns.pop())
+            widths.pop()
+            numeric.pop()
+
+    left_out: list[str] = []
+    shrink(_SOFT_TEXT)
+    drop(_KEPT_COLUMNS)
+    shrink(_MIN_TEXT)
+    drop(1)
+    cells = [[_elide(text, widths[i]) for i, text in enumerate(row[: len(columns)])]
+             for row in cells]
+    return columns, cells, widths, numeric, left_out
+
+
+def _elide(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters in the middle, where ids differ least."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
 
 
 def render_csv(result: QueryResult) -> str:

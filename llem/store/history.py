@@ -13,9 +13,11 @@ import duckdb
 from llem.errors import StoreError
 from llem.store.query import QueryResult, execute
 
+#: Columns of ``llem results list``, most wanted first (a narrow terminal loses the last).
 LIST_COLUMNS = (
-    "result_id", "model_name", "source_schema_version", "energy_source", "total_energy_j",
-    "output_tokens", "energy_per_output_token_j", "throughput_tokens_per_sec", "start_time",
+    "result_id", "model_name", "batch_size", "energy_per_output_token_j",
+    "throughput_tokens_per_sec", "energy_source", "precision", "num_cycles", "total_energy_j",
+    "output_tokens", "source_schema_version", "start_time",
 )
 
 #: Fields compared, in display order; numbers get a difference and a ratio.

@@ -139,6 +139,19 @@ def _v1_to_v2(conn: duckdb.DuckDBPyConnection, notify: Notify | None) -> None:
     holds samples read from Parquet files that may be gone, so it is kept as it is (its
     layout did not change, and result ids do not change).
     """
+    rebuild_derived_tables(conn, notify)
+
+
+def _v2_to_v3(conn: duckdb.DuckDBPyConnection, notify: Notify | None) -> None:
+    """The wider results table (devices, host, SLURM job, mean power, adjusted J per output
+    token, latency percentiles, throttle duration, cycles and headline intervals): rebuilt
+    from ``documents`` like the step to 2; ``timeseries`` is kept as it is."""
+    rebuild_derived_tables(conn, notify)
+
+
+def rebuild_derived_tables(conn: duckdb.DuckDBPyConnection, notify: Notify | None) -> None:
+    """Drop and recreate the views and the document-derived tables (all but ``timeseries``)
+    in this llem's layout, and fill them from ``documents``."""
     for name in VIEWS:
         conn.execute(f"DROP VIEW IF EXISTS {name}")
     rebuilt = [t for t in DERIVED_TABLES if t.name != "timeseries"]
@@ -155,4 +168,5 @@ def _v1_to_v2(conn: duckdb.DuckDBPyConnection, notify: Notify | None) -> None:
 STEPS: dict[int, Callable[[duckdb.DuckDBPyConnection, Notify | None], None]] = {
     0: _v0_to_v1,
     1: _v1_to_v2,
+    2: _v2_to_v3,
 }

@@ -78,7 +78,7 @@ def execute(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None 
     try:
         sealed = is_sealed(conn)
     except duckdb.Error as exc:
-        raise QueryError(f"cannot check the connection: {_one_line(exc)}") from exc
+        raise QueryError(f"cannot check the connection: {one_line(exc)}") from exc
     if not sealed:
         raise QueryError(
             "refusing to run SQL on a connection that can write or reach files; open the store "
@@ -93,7 +93,7 @@ def execute(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None 
         types = [str(d[1]) for d in cursor.description]
         rows = cursor.fetchall()
     except duckdb.Error as exc:
-        raise QueryError(f"SQL error: {_one_line(exc)}") from exc
+        raise QueryError(f"SQL error: {one_line(exc)}") from exc
     return QueryResult(columns, types, rows)
 
 
@@ -162,7 +162,7 @@ def _words(query: str) -> list[tuple[int, str]]:
     try:
         tokens = duckdb.tokenize(query)
     except duckdb.Error as exc:
-        raise QueryError(f"SQL error: {_one_line(exc)}") from exc
+        raise QueryError(f"SQL error: {one_line(exc)}") from exc
     ends = [offset for offset, _ in tokens[1:]] + [len(data)]
     return [
         (offset, data[offset:end].decode(errors="replace").strip())
@@ -178,10 +178,10 @@ def _parse(sql: str) -> list[duckdb.Statement]:
     try:
         return list(duckdb.extract_statements(sql))
     except duckdb.Error as exc:
-        raise QueryError(f"SQL error: {_one_line(exc)}") from exc
+        raise QueryError(f"SQL error: {one_line(exc)}") from exc
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
     """DuckDB's message without its caret diagram, on one line."""
     text = str(exc)
     kept = []

@@ -37,7 +37,7 @@ from pydantic import BaseModel
 
 from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProcessResult
 from llem.domain.instrumentation import InstrumentationCost
-from llem.domain.metrics import model_provenance
+from llem.domain.metrics import LatencyStatistics, model_provenance
 from llem.errors import LlemError
 from llem.results.loader import LoadedResult, is_import
 
@@ -126,6 +126,9 @@ def build_rows(
             if not imported:
                 rows.timeseries_refs.extend(_result_refs(folder, result_id, cycle))
         rows.cycle_statistics.append(_cycle_statistics_row(model, rows.results, base))
+        intervals = headline_intervals(rows.cycle_statistics[-1])
+        for row in rows.results:
+            row.update(intervals)
     else:  # pragma: no cover - the loader returns only the three models
         raise RowError(f"{prov.source_path}: unsupported result model {type(model).__name__}")
     _check_unique(rows.results, "result_id", prov.source_path)
@@ -216,6 +219,9 @@ def result_figures(agg: AggregatedResult, document: dict[str, Any] | None = None
         *agg.aggregation.warnings,
     ]
     source = agg.model_source or next((p.model_source for p in procs if p.model_source), None)
+    adjusted = adjusted if energy is not None else None
+    gpu_names, gpu_uuids, num_devices = devices_of(agg)
+    env = agg.environment or next((p.environment for p in procs if p.environment), None)
     return {
         "experiment_name": _str(config.get("config_name")) or _first(p.config_name for p in procs),
         "model_name": model_name(agg),
@@ -228,12 +234,17 @@ def result_figures(agg: AggregatedResult, document: dict[str, Any] | None = None
         "llem_version": agg.llem_version,
         "num_processes": agg.aggregation.num_processes,
         "gpu_name": _gpu_name(agg),
+        "num_devices": num_devices,
+        "gpu_names": gpu_names,
+        "gpu_uuids": gpu_uuids,
+        "host": env.host if env is not None else None,
+        "slurm_job_id": env.slurm_job_id if env is not None else None,
         "total_tokens": agg.total_tokens,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "total_energy_j": energy,
         "energy_raw_j": breakdown.raw_j if breakdown is not None else energy,
-        "adjusted_energy_j": adjusted if energy is not None else None,
+        "adjusted_energy_j": adjusted,
         "baseline_power_w": baseline_w,
         "baseline_method": breakdown.baseline_method if breakdown else None,
         "energy_source": agg.energy_source,
@@ -241,6 +252,8 @@ def result_figures(agg: AggregatedResult, document: dict[str, Any] | None = None
         "energy_tracking_failed": agg.energy_tracking_failed,
         "energy_per_output_token_j": per_output,
         "energy_per_token_j": per_token,
+        "adjusted_energy_per_output_token_j": ratio(adjusted, output_tokens),
+        "avg_power_w": ratio(energy, window_sec),
         "throughput_tokens_per_sec": throughput,
         "throughput_source": throughput_source,
         "avg_tokens_per_second": agg.avg_tokens_per_second,
@@ -254,6 +267,8 @@ def result_figures(agg: AggregatedResult, document: dict[str, Any] | None = None
         "max_temperature_c": throttle.max_temperature_c if throttle else None,
         "ttft_mean_ms": latency.ttft_mean_ms if latency else None,
         "itl_mean_ms": latency.itl_mean_ms if latency else None,
+        **latency_percentiles(latency),
+        "thermal_throttle_duration_sec": throttle.throttle_duration_sec if throttle else None,
         **instrumentation_columns(agg.instrumentation),
         "timeseries_path": agg.timeseries_path,
         "warnings": warnings,
@@ -283,12 +298,49 @@ def _result_row(
         "campaign": agg.campaign,
         "run_id": agg.run_id,
         **nested,
+        "gpu_names": _json_value(figures["gpu_names"]),
+        "gpu_uuids": _json_value(figures["gpu_uuids"]),
+        **SINGLE_CYCLE,
         "effective_config": json.dumps(config, ensure_ascii=False) if config else None,
         "warnings": json.dumps(warnings, ensure_ascii=False) if warnings else None,
         "fingerprint": fingerprint,
         "measurement_fingerprint": measurement_fingerprint(experiment_id, cycle_id, figures),
         "timeseries_missing": None,
     }
+
+
+#: The cycle and interval columns of a result that is its experiment's only cycle.
+SINGLE_CYCLE: dict[str, Any] = {
+    "num_cycles": 1,
+    "energy_per_output_token_ci_95_lower": None,
+    "energy_per_output_token_ci_95_upper": None,
+    "throughput_ci_95_lower": None,
+    "throughput_ci_95_upper": None,
+    "ci_n": None,
+    "interval_unavailable_reason": "one cycle: no interval across cycles",
+}
+
+
+def headline_intervals(stats: dict[str, Any]) -> dict[str, Any]:
+    """The cycle and interval columns of each cycle of a multi-cycle file, from its
+    ``cycle_statistics`` row (whose energy figures are null unless every cycle was
+    measured)."""
+    out = {
+        "num_cycles": stats["num_cycles"],
+        "energy_per_output_token_ci_95_lower": stats["energy_per_output_token_ci_95_lower"],
+        "energy_per_output_token_ci_95_upper": stats["energy_per_output_token_ci_95_upper"],
+        "throughput_ci_95_lower": stats["output_throughput_ci_95_lower"],
+        "throughput_ci_95_upper": stats["output_throughput_ci_95_upper"],
+        "ci_n": stats["num_cycles"],
+    }
+    missing = []
+    if out["energy_per_output_token_ci_95_lower"] is None:
+        missing.append("J per output token: energy not measured in every cycle, or no "
+                       "interval recorded")
+    if out["throughput_ci_95_lower"] is None:
+        missing.append("throughput: no interval recorded or computable")
+    out["interval_unavailable_reason"] = "; ".join(missing) or None
+    return out
 
 
 #: Figures that identify a measurement whatever format the earlier tool wrote it in.
@@ -323,6 +375,63 @@ def model_name(agg: AggregatedResult) -> str | None:
         if isinstance(value, dict) and isinstance(value.get("name"), str):
             return value["name"]
     return None
+
+
+def ratio(numerator: float | None, denominator: float | int | None) -> float | None:
+    """numerator / denominator, or None when either is unknown or the denominator is 0."""
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def latency_percentiles(latency: LatencyStatistics | None) -> dict[str, Any]:
+    """TTFT and ITL p50/p95, and why they are null when they are."""
+    out: dict[str, Any] = dict.fromkeys(
+        ("ttft_p50_ms", "ttft_p95_ms", "itl_p50_ms", "itl_p95_ms"))
+    if latency is None:
+        out["latency_unavailable_reason"] = "the result records no latency statistics"
+        return out
+    missing = []
+    if latency.ttft_samples:
+        out.update(ttft_p50_ms=latency.ttft_median_ms, ttft_p95_ms=latency.ttft_p95_ms)
+    else:
+        missing.append("no time-to-first-token samples")
+    if latency.itl_samples and latency.itl_median_ms is not None:
+        out.update(itl_p50_ms=latency.itl_median_ms, itl_p95_ms=latency.itl_p95_ms)
+    else:
+        missing.append("no inter-token latency samples (one output token per request, or "
+                       "not recorded)")
+    out["latency_unavailable_reason"] = "; ".join(missing) or None
+    return out
+
+
+def devices_of(agg: AggregatedResult) -> tuple[list[str] | None, list[str] | None, int | None]:
+    """(GPU names, GPU UUIDs, number of GPUs) a result ran on.
+
+    GPUs are those its per-device energy, its environment or its process results'
+    environments name as in use, told apart by UUID (else by name and index); a result whose
+    processes all ran on the CPU (gpu_id -1) ran on 0 GPUs; nothing recorded is None.
+    """
+    found: dict[str, tuple[str | None, str | None]] = {}
+    for device in agg.device_energy or []:
+        if device.kind == "gpu":
+            found.setdefault(device.device_id, (device.name, device.device_id))
+    envs = [agg.environment, *(p.environment for p in agg.process_results)]
+    for env in envs:
+        if env is not None and env.gpu is not None:
+            gpu = env.gpu
+            key = gpu.uuid or f"{gpu.name}#{gpu.index}"
+            found.setdefault(key, (gpu.name, gpu.uuid))
+    if not found:
+        indices = {(p.gpu_id, p.gpu_name) for p in agg.process_results if p.gpu_id >= 0}
+        for gpu_id, name in sorted(indices, key=lambda item: item[0]):
+            found.setdefault(f"{name}#{gpu_id}", (name, None))
+    if not found:
+        on_cpu = bool(agg.process_results) and all(p.gpu_id < 0 for p in agg.process_results)
+        return None, None, 0 if on_cpu else None
+    names = [name for name, _ in found.values() if name]
+    uuids = [uuid for _, uuid in found.values() if uuid]
+    return names or None, uuids or None, len(found)
 
 
 def _gpu_name(agg: AggregatedResult) -> str | None:
@@ -621,6 +730,10 @@ def _nested_json(
         texts[name] = _json_list(value) if isinstance(value, list) else _json(value)
     rest = model.model_dump_json(exclude=set(fields) | set(skip))
     return texts, rest + "".join(f"\x1f{name}={texts[name]}" for name in fields)
+
+
+def _json_value(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
 def _json(model: BaseModel | None) -> str | None:

@@ -16,6 +16,11 @@ rule report:
             category="Summary",
         ),
         table_csv=layout.REPORT_TABLE_CSV,
+        performance=report(
+            layout.REPORT_PERFORMANCE_PLOT,
+            caption="../report/performance.rst",
+            category="Performance",
+        ),
         energy_per_token=report(
             layout.REPORT_ENERGY_PER_TOKEN_PLOT,
             caption="../report/energy_per_token.rst",
@@ -43,6 +48,7 @@ rule report:
         runtime=10,
     shell:
         "python -m llem report --table {output.table:q} --csv {output.table_csv:q}"
+        " --performance-plot {output.performance:q}"
         " --energy-per-token-plot {output.energy_per_token:q}"
         " --tradeoff-plot {output.tradeoff:q} --timeseries-dir {output.timeseries:q}"
         " {input.results:q} > {log:q} 2>&1"
