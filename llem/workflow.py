@@ -52,8 +52,11 @@ RESULTS_DIR = "results"
 MODELS_DIR = DEFAULT_MODELS_DIR
 MODEL_SPECS_DIR = "resources/model_specs"
 
+#: File name of the campaign file ``llem run`` keeps beside a run's results.
+CAMPAIGN_FILE = "campaign.yaml"
+
 #: Names used beside the experiment folders of a run; experiments cannot take them.
-RESERVED_EXPERIMENT_NAMES = frozenset({"report", "ingest.json"})
+RESERVED_EXPERIMENT_NAMES = frozenset({"report", "ingest.json", CAMPAIGN_FILE})
 
 
 # --- path grammar -------------------------------------------------------------------------
@@ -92,6 +95,11 @@ def receipt_path(campaign: str, run_id: str) -> str:
 def report_dir(campaign: str, run_id: str) -> str:
     """Tables and plots of one campaign run, collected by ``snakemake --report``."""
     return f"{run_dir(campaign, run_id)}/report"
+
+
+def campaign_file_path(campaign: str, run_id: str) -> str:
+    """``results/<campaign>/<run_id>/campaign.yaml``: the campaign file ``llem run`` ran."""
+    return f"{run_dir(campaign, run_id)}/{CAMPAIGN_FILE}"
 
 
 def model_marker_path(key: str) -> str:
