@@ -143,7 +143,10 @@ def write_campaign_file(plan: CampaignPlan, data: dict[str, Any]) -> Path:
     if yaml.safe_load(text) != data:
         raise ConfigError(f"{path}: the campaign does not survive a YAML round trip; "
                           "write it as a file and use --configfile")
-    write_text_atomic(path, text)
+    try:
+        write_text_atomic(path, text)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write the campaign file: {exc.strerror or exc}") from exc
     return path
 
 
@@ -192,7 +195,11 @@ def run_snakemake(
     this process is passed on to Snakemake, which then stops its jobs. Returns its exit
     status.
     """
-    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.touch()
+    except OSError as exc:
+        raise ConfigError(f"{log_path}: cannot write the run log: {exc.strerror or exc}") from exc
     live = out.isatty()
     with log_path.open("wb") as sink, log_path.open("r", encoding="utf-8",
                                                     errors="replace") as follow:

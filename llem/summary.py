@@ -117,7 +117,7 @@ def summary_text(
     if log_path is not None:
         lines.append(f"Log:    {log_path}")
     store = "" if plan.store == DEFAULT_STORE_PATH else f" --store {shlex.quote(plan.store)}"
-    sql = ("SELECT experiment_name, batch_size, output_tokens_per_second, "
+    sql = ("SELECT experiment_name, batch_size, throughput_tokens_per_sec, "
            "energy_per_output_token_j, energy_source FROM results "
            f"WHERE campaign = '{plan.campaign}' AND run_id = '{plan.run_id}'")
     lines.append(f"Next:   llem results list --campaign {plan.campaign}{store}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -112,6 +113,15 @@ def test_run_measures_prints_a_summary_and_leaves_a_campaign_snakemake_repeats(
     assert "Store:  results/llem.duckdb" in summary
     assert f"Log:    logs/llem-run/{campaign}/run1.log" in summary
     assert f"llem results list --campaign {campaign}" in summary
+    # The next commands the summary suggests run as printed against the store.
+    next_commands = summary.split("Next:", 1)[1].splitlines()
+    for line in next_commands:
+        args = shlex.split(line)
+        assert args[0] == "llem"
+        shown = llem(tmp_path, *args[1:])
+        assert shown.returncode == 0, shown.stderr
+        assert "exp_batch_size-2" in shown.stdout
+    assert "(2 rows)" in shown.stdout
     assert store_experiments(tmp_path / "results" / "llem.duckdb") == [
         f"{campaign}/run1/exp_batch_size-1", f"{campaign}/run1/exp_batch_size-2"]
 
