@@ -135,6 +135,12 @@ def test_run_measures_prints_a_summary_and_leaves_a_campaign_snakemake_repeats(
     for line in lines.values():
         assert line in log
 
+    # `llem summary` (what `make run` ends with) prints the same lines for the same file.
+    again = llem(tmp_path, "summary", "--configfile", str(configfile))
+    assert again.returncode == 0, again.stderr
+    for line in lines.values():
+        assert line in again.stdout
+
     out = check(snakemake(tmp_path, "-n", "--configfile", str(configfile)))
     assert "Nothing to be done" in out
     assert not list(tmp_path.rglob("PWNED"))
