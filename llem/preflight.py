@@ -150,6 +150,10 @@ class _Host:
             return self._check("device", f"device {config.device!r} asks for GPU {names}, but "
                                f"no GPU is visible here: {self.no_gpu_reason()}", True), None
         torch_problem = self.cached(("torch",), _torch_cuda_check)
+        if torch_problem.problem and config.device == "auto":
+            # The measure step then runs on the CPU (llem.inference.devices.plan_device).
+            return Check("device", f"cpu (device: auto; {self.visible} GPU(s) visible, but "
+                                   f"{torch_problem.text})"), []
         if torch_problem.problem:
             return self._check("device", f"device {config.device!r} asks for GPU {names}, but "
                                f"{torch_problem.text}", True), None

@@ -1,6 +1,6 @@
 """Progress of a Snakemake run, read from the lines Snakemake prints.
 
-Only lines of Snakemake's documented console output are used: the ``Job stats:`` table,
+Only lines of Snakemake's ordinary console output are used: the ``Job stats:`` table,
 ``rule X:`` / ``localrule X:`` with the job's ``wildcards:``, ``Finished jobid: N (Rule: X)``,
 ``N of M steps (P%) done`` and ``Error in rule X:``. An experiment is done when its
 ``aggregate`` job has finished (its result.json exists), or when the run did not schedule it

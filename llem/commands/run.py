@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from typing import Any
 
@@ -83,8 +84,6 @@ def handle(args: argparse.Namespace) -> int:
     command = snakemake_command(campaign_file, cores=args.cores, profile=args.profile,
                                 dry_run=args.dry_run)
     if args.dry_run:
-        import subprocess
-
         status = subprocess.run(command, check=False, stdin=subprocess.DEVNULL).returncode
         print(f"Dry run: nothing was measured. Run it: llem run --configfile {campaign_file}")
         return status
