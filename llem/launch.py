@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -161,7 +161,6 @@ def snakemake_command(
     cores: str = "all",
     profile: str = "local",
     dry_run: bool = False,
-    extra: Sequence[str] = (),
 ) -> list[str]:
     """The argument list (never a shell string) that runs the workflow on ``configfile``.
 
@@ -178,7 +177,7 @@ def snakemake_command(
         command += ["--cores", str(cores)]
     if dry_run:
         command.append("--dry-run")
-    return [*command, *extra]
+    return command
 
 
 #: Seconds between looks at Snakemake's log while it runs.
