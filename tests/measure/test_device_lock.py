@@ -35,7 +35,7 @@ from llem.measure.journal import read_events
 from tests.fakes.fake_nvml import FakeGpu
 from tests.fakes.install import install_fake_nvml
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 # Takes one lock, says so in a file, holds it until a release file appears.
 HOLDER = """
@@ -417,7 +417,7 @@ def test_no_job_runs_beside_a_baseline_or_measured_window(
     from concurrent.futures import ThreadPoolExecutor
 
     from llem.inference.tiny import build_tiny_model
-    from tests.test_workflow_campaign import check, snakemake, tiny_defaults, write_campaign
+    from tests.workflow.test_campaign import check, snakemake, tiny_defaults, write_campaign
 
     model_dir = build_tiny_model(tmp_path / "tiny")
     prompts = tmp_path / "prompts.jsonl"

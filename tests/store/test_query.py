@@ -17,9 +17,8 @@ from llem.store.export import export_store
 from llem.store.history import compare_results, resolve_result_id
 from llem.store.ingest import ingest_paths
 from llem.store.query import QueryError, run_query
-
-from . import documents as docs
-from . import store_documents as sdocs
+from tests import documents as docs
+from tests import store_documents as sdocs
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from llem.domain.experiment import AggregatedResult, MultiCycleResult, RawProces
 from llem.errors import ResultLoadError
 from llem.results.loader import read_result
 
-from . import documents as docs
+from tests import documents as docs
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from llem.store.ingest import ingest_paths
 from tests import documents as docs
 from tests import store_documents as sdocs
 
-STORE_DOC = Path(__file__).resolve().parent.parent / "docs" / "store.md"
+STORE_DOC = Path(__file__).resolve().parents[2] / "docs" / "store.md"
 
 
 def questions() -> list[str]:

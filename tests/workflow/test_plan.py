@@ -194,7 +194,7 @@ def test_hub_only_models_get_their_own_folder() -> None:
                                           "model": {"source": "hub", "random_weights": True}}))
 
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CAMPAIGN_FILES = sorted([REPO / "config" / "config.yaml",
                          *(REPO / "config" / "examples").glob("*.yaml")])
 
@@ -244,7 +244,7 @@ def test_relaxed_garbage_collection_only_raises_the_young_threshold() -> None:
 
 
 def test_without_a_profile_or_configfile_the_workflow_asks_for_a_campaign(tmp_path: Path) -> None:
-    from tests.test_workflow_campaign import snakemake
+    from tests.workflow.test_campaign import snakemake
 
     proc = snakemake(tmp_path, "-n", "--workflow-profile", "none")
     out = proc.stdout + proc.stderr

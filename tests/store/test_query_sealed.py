@@ -26,11 +26,10 @@ from llem.store.connection import is_sealed, open_store_read_only
 from llem.store.history import list_results
 from llem.store.ingest import ingest_paths
 from llem.store.query import QueryError, execute, run_query
+from tests import documents as docs
+from tests import store_documents as sdocs
 
-from . import documents as docs
-from . import store_documents as sdocs
-
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 #: Statements that must be refused; {store}, {other}, {target}, {folder}, {dump} and
 #: {parquet} name the store, a second store, an existing file, the folder holding them all,

@@ -20,12 +20,11 @@ from llem.store.ddl import STORE_SCHEMA_VERSION
 from llem.store.ingest import NEW, ingest_paths
 from llem.store.migrations import backup_path
 from llem.store.query import QueryError, run_query
+from tests import documents as docs
+from tests import store_documents as sdocs
+from tests.store_documents import fetch_all
 
-from . import documents as docs
-from . import store_documents as sdocs
-from .store_documents import fetch_all
-
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _snapshot(store: Path) -> list[tuple]:

@@ -20,7 +20,7 @@ import pytest
 
 from llem.layout import receipt_path, result_path
 from llem.results.loader import load_result
-from tests.test_workflow_campaign import REPO, store_experiments, tiny_defaults, write_campaign
+from tests.workflow.test_campaign import REPO, store_experiments, tiny_defaults, write_campaign
 
 pytestmark = [
     pytest.mark.slurm,

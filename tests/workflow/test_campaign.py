@@ -23,7 +23,7 @@ import yaml
 from llem.layout import receipt_path, report_dir, result_path, spec_path
 from llem.results.loader import load_result
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HOSTILE = "it's \"odd\"; $(touch PWNED) `touch PWNED`"
 
 

@@ -12,10 +12,9 @@ from llem.cli import main
 from llem.store.connection import open_store
 from llem.store.ddl import STORE_SCHEMA_VERSION
 from llem.store.ingest import ingest_paths
-
-from . import documents as docs
-from . import store_documents as sdocs
-from .store_documents import fetch_all
+from tests import documents as docs
+from tests import store_documents as sdocs
+from tests.store_documents import fetch_all
 
 COST_COLUMNS = ("sampler_cpu_sec", "sampler_cpu_fraction", "sampler_reads",
                 "sampler_mean_read_ms", "instrumentation")

@@ -12,9 +12,9 @@ import pytest
 
 from llem.results.schema import SCHEMAS, build_schema, export_schemas, validate_document
 
-from . import documents as docs
+from tests import documents as docs
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_checked_in_schemas_equal_a_fresh_export(tmp_path: Path) -> None:

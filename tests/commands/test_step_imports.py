@@ -19,7 +19,7 @@ from llem.config.campaign import make_spec, parse_experiment, write_experiment_s
 from llem.inference.tiny import build_tiny_model
 from llem.measure.run import MeasureInputs, measure
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 HEAVY = {"torch", "transformers", "pandas", "matplotlib"}
 
 

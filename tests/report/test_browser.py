@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from llem.report import build_report
-from tests.test_workflow_report import NO_ENERGY_REASON, _all_outputs, host_result
+from tests.report.test_report import NO_ENERGY_REASON, _all_outputs, host_result
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -128,7 +128,7 @@ def test_the_report_of_an_estimate_in_a_browser(tmp_path: Path) -> None:
 
 
 def test_the_report_of_a_measured_run_with_time_series_in_a_browser(tmp_path: Path) -> None:
-    from tests.test_workflow_report import _result
+    from tests.report.test_report import _result
 
     paths = [_result(tmp_path, f"bs{b}", b, 100.0 * b, with_series=True) for b in (1, 4)]
     out = tmp_path / "report"

@@ -21,9 +21,9 @@ import pytest
 from llem.config.campaign import load_campaign
 from llem.errors import ConfigError
 from llem.workflow import plan_campaign, plan_campaign_file
-from tests.test_workflow_campaign import snakemake
+from tests.workflow.test_campaign import snakemake
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 HEAD = "campaign: fuzz\nrun_id: run1\n"
 DEFAULTS = "defaults:\n  model_name: org/model\n  device: cpu\n"

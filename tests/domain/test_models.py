@@ -1,4 +1,4 @@
-"""The seed plan's own verification commands, as tests."""
+"""The v3 result and config models: importable, schema version 3, documented defaults."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def test_experiment_config_defaults() -> None:
     assert c.trust_remote_code is False
 
 
-def test_warmup_config_defaults_match_seed() -> None:
+def test_warmup_config_defaults_are_the_documented_ones() -> None:
     from llem.config.models import WarmupConfig
 
     w = WarmupConfig()
@@ -67,7 +67,7 @@ def test_warmup_window_larger_than_max_prompts_rejected() -> None:
         WarmupConfig(min_prompts=60, max_prompts=50)
 
 
-def test_baseline_and_timeseries_bounds_match_seed() -> None:
+def test_baseline_and_timeseries_bounds_are_the_documented_ones() -> None:
     from llem.config.models import BaselineConfig, TimeSeriesConfig
 
     assert BaselineConfig().duration_sec == 30.0

@@ -18,7 +18,7 @@ import yaml
 
 from llem.launch import campaign_name_for
 from llem.layout import campaign_file_path, result_path
-from tests.test_workflow_campaign import REPO, check, snakemake, store_experiments
+from tests.workflow.test_campaign import REPO, check, snakemake, store_experiments
 
 #: Settings that keep a run short and still go through warmup and a measured window.
 FAST = [

@@ -18,10 +18,9 @@ import duckdb
 import pytest
 
 from llem.cli import main
-
-from . import documents as docs
-from . import store_documents as sdocs
-from .store_documents import fetch_all
+from tests import documents as docs
+from tests import store_documents as sdocs
+from tests.store_documents import fetch_all
 
 INT64_PAST = 2**63
 

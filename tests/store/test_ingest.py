@@ -9,10 +9,9 @@ import pytest
 
 from llem.cli import main
 from llem.store.ingest import ALREADY_PRESENT, NEW, REFUSED, ingest_paths
-
-from . import documents as docs
-from . import store_documents as sdocs
-from .store_documents import fetch_all
+from tests import documents as docs
+from tests import store_documents as sdocs
+from tests.store_documents import fetch_all
 
 
 def _one(store: Path, sql: str):

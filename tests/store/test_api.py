@@ -14,7 +14,7 @@ from llem.store.ingest import ingest_paths
 from llem.store.query import QueryError
 from tests import documents as docs
 from tests import store_documents as sdocs
-from tests.test_store_query_sealed import REFUSALS, _files, _names, folder  # noqa: F401
+from tests.store.test_query_sealed import REFUSALS, _files, _names, folder  # noqa: F401
 
 
 @pytest.mark.parametrize(("template", "reason"), REFUSALS)
