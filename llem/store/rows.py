@@ -40,6 +40,7 @@ from llem.domain.instrumentation import InstrumentationCost
 from llem.domain.metrics import LatencyStatistics, model_provenance
 from llem.errors import LlemError
 from llem.results.loader import LoadedResult, is_import
+from llem.stats import ratio_or_none
 
 
 class RowError(LlemError):
@@ -178,39 +179,10 @@ def result_figures(agg: AggregatedResult, document: dict[str, Any] | None = None
     multi-cycle file): a few facts of the earlier tool's files live only there.
     """
     procs = agg.process_results
-    complete = bool(procs) and len(procs) == agg.aggregation.num_processes
-    breakdown = agg.energy_breakdown
     document = document or {}
     config = agg.effective_config or {}
-
-    energy = agg.total_energy_j
-    output_tokens = agg.output_tokens
-    if output_tokens is None and complete:
-        output_tokens = sum(p.inference_metrics.output_tokens for p in procs)
-    input_tokens = agg.input_tokens
-    if input_tokens is None and complete:
-        input_tokens = sum(p.inference_metrics.input_tokens for p in procs)
-
-    start, assumed = to_utc(agg.start_time)
-    end, _ = to_utc(agg.end_time)
-    window_sec = agg.measured_window.duration_sec if agg.measured_window else None
-    throughput, throughput_source = agg.output_tokens_per_second, "reported"
-    if throughput is None:
-        wall_sec = window_sec if window_sec is not None else (end - start).total_seconds()
-        if output_tokens is not None and wall_sec > 0:
-            throughput, throughput_source = output_tokens / wall_sec, "derived_wall_window"
-        else:
-            throughput_source = None
-
-    per_output = agg.energy_per_output_token_j
-    if per_output is None and energy is not None and output_tokens:
-        per_output = energy / output_tokens
-    if energy is None:
-        per_output = None
-    per_token = energy / agg.total_tokens if energy is not None and agg.total_tokens else None
-
-    adjusted = breakdown.adjusted_j if breakdown else document.get("energy_adjusted_j")
-    baseline_w = breakdown.baseline_power_w if breakdown else document.get("baseline_power_w")
+    input_tokens, output_tokens = _token_counts(agg)
+    times = _times_and_throughput(agg, output_tokens)
     throttle = agg.thermal_throttle
     latency = agg.latency_stats
     warnings = [
@@ -219,7 +191,6 @@ def result_figures(agg: AggregatedResult, document: dict[str, Any] | None = None
         *agg.aggregation.warnings,
     ]
     source = agg.model_source or next((p.model_source for p in procs if p.model_source), None)
-    adjusted = adjusted if energy is not None else None
     gpu_names, gpu_uuids, num_devices = devices_of(agg)
     env = agg.environment or next((p.environment for p in procs if p.environment), None)
     return {
@@ -242,27 +213,11 @@ def result_figures(agg: AggregatedResult, document: dict[str, Any] | None = None
         "total_tokens": agg.total_tokens,
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "total_energy_j": energy,
-        "energy_raw_j": breakdown.raw_j if breakdown is not None else energy,
-        "adjusted_energy_j": adjusted,
-        "baseline_power_w": baseline_w,
-        "baseline_method": breakdown.baseline_method if breakdown else None,
-        "energy_source": agg.energy_source,
-        "energy_unavailable_reason": agg.energy_unavailable_reason if energy is None else None,
-        "energy_tracking_failed": agg.energy_tracking_failed,
-        "energy_per_output_token_j": per_output,
-        "energy_per_token_j": per_token,
-        "adjusted_energy_per_output_token_j": ratio(adjusted, output_tokens),
-        "avg_power_w": ratio(energy, window_sec),
-        "throughput_tokens_per_sec": throughput,
-        "throughput_source": throughput_source,
+        **_energy_figures(agg, document, output_tokens, times["measured_window_sec"]),
+        **times,
         "avg_tokens_per_second": agg.avg_tokens_per_second,
         "total_inference_time_sec": agg.total_inference_time_sec,
-        "measured_window_sec": window_sec,
         "total_flops": agg.total_flops,
-        "start_time": start,
-        "end_time": end,
-        "times_assumed_utc": assumed,
         "thermal_throttle_detected": throttle.detected if throttle else None,
         "max_temperature_c": throttle.max_temperature_c if throttle else None,
         "ttft_mean_ms": latency.ttft_mean_ms if latency else None,
@@ -272,6 +227,73 @@ def result_figures(agg: AggregatedResult, document: dict[str, Any] | None = None
         **instrumentation_columns(agg.instrumentation),
         "timeseries_path": agg.timeseries_path,
         "warnings": warnings,
+    }
+
+
+def _token_counts(agg: AggregatedResult) -> tuple[int | None, int | None]:
+    """Input and output tokens: as the result states them, else summed over a complete set
+    of process results (the earlier tool's files often state only the total)."""
+    procs = agg.process_results
+    complete = bool(procs) and len(procs) == agg.aggregation.num_processes
+    output_tokens = agg.output_tokens
+    if output_tokens is None and complete:
+        output_tokens = sum(p.inference_metrics.output_tokens for p in procs)
+    input_tokens = agg.input_tokens
+    if input_tokens is None and complete:
+        input_tokens = sum(p.inference_metrics.input_tokens for p in procs)
+    return input_tokens, output_tokens
+
+
+def _times_and_throughput(agg: AggregatedResult, output_tokens: int | None) -> dict[str, Any]:
+    """Start, end and window of the measurement in UTC, and the output throughput: as
+    reported, else derived from the window (or, lacking one, from end - start)."""
+    start, assumed = to_utc(agg.start_time)
+    end, _ = to_utc(agg.end_time)
+    window_sec = agg.measured_window.duration_sec if agg.measured_window else None
+    throughput, throughput_source = agg.output_tokens_per_second, "reported"
+    if throughput is None:
+        wall_sec = window_sec if window_sec is not None else (end - start).total_seconds()
+        if output_tokens is not None and wall_sec > 0:
+            throughput, throughput_source = output_tokens / wall_sec, "derived_wall_window"
+        else:
+            throughput_source = None
+    return {
+        "throughput_tokens_per_sec": throughput,
+        "throughput_source": throughput_source,
+        "measured_window_sec": window_sec,
+        "start_time": start,
+        "end_time": end,
+        "times_assumed_utc": assumed,
+    }
+
+
+def _energy_figures(agg: AggregatedResult, document: dict[str, Any],
+                    output_tokens: int | None, window_sec: float | None) -> dict[str, Any]:
+    """Energy, its source and baseline, and the figures per token and per second; every
+    derived figure is null when the energy is."""
+    breakdown = agg.energy_breakdown
+    energy = agg.total_energy_j
+    per_output = agg.energy_per_output_token_j
+    if per_output is None and energy is not None and output_tokens:
+        per_output = energy / output_tokens
+    if energy is None:
+        per_output = None
+    adjusted = breakdown.adjusted_j if breakdown else document.get("energy_adjusted_j")
+    adjusted = adjusted if energy is not None else None
+    return {
+        "total_energy_j": energy,
+        "energy_raw_j": breakdown.raw_j if breakdown is not None else energy,
+        "adjusted_energy_j": adjusted,
+        "baseline_power_w": (breakdown.baseline_power_w if breakdown
+                             else document.get("baseline_power_w")),
+        "baseline_method": breakdown.baseline_method if breakdown else None,
+        "energy_source": agg.energy_source,
+        "energy_unavailable_reason": agg.energy_unavailable_reason if energy is None else None,
+        "energy_tracking_failed": agg.energy_tracking_failed,
+        "energy_per_output_token_j": per_output,
+        "energy_per_token_j": ratio_or_none(energy, agg.total_tokens),
+        "adjusted_energy_per_output_token_j": ratio_or_none(adjusted, output_tokens),
+        "avg_power_w": ratio_or_none(energy, window_sec),
     }
 
 
@@ -375,13 +397,6 @@ def model_name(agg: AggregatedResult) -> str | None:
         if isinstance(value, dict) and isinstance(value.get("name"), str):
             return value["name"]
     return None
-
-
-def ratio(numerator: float | None, denominator: float | int | None) -> float | None:
-    """numerator / denominator, or None when either is unknown or the denominator is 0."""
-    if numerator is None or not denominator:
-        return None
-    return numerator / denominator
 
 
 def latency_percentiles(latency: LatencyStatistics | None) -> dict[str, Any]:
