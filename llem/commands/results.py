@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 
@@ -40,6 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_results)
 
 
+def _display_width() -> int | None:
+    """Characters a table may take: the terminal's width (or ``$COLUMNS``) when a person
+    reads it; no limit when the output goes to a pipe or a file, so nothing is cut there."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
 def _results(args: argparse.Namespace) -> int:
     from llem.errors import LlemError
     from llem.store.connection import open_store_read_only
@@ -54,9 +63,8 @@ def _results(args: argparse.Namespace) -> int:
         if args.action == "list":
             found = list_results(conn, model=args.model, campaign=args.campaign,
                                  latest=args.latest, limit=args.limit)
-            if args.format == "table":  # for reading: as wide as the terminal
-                width = shutil.get_terminal_size().columns
-                out = render_table(found.columns, found.rows, max_width=width)
+            if args.format == "table":
+                out = render_table(found.columns, found.rows, max_width=_display_width())
             else:
                 out = render(found, args.format)
         elif args.action == "show":

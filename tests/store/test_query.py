@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -112,6 +115,17 @@ def test_results_list_shows_batch_size_and_fits_the_terminal(
     # a batch size of 8 is shown for the v2 result that records it
     v2 = next(line for line in lines if line.startswith("v2-jan"))
     assert " 8 " in v2
+
+
+def test_results_list_into_a_pipe_is_not_cut(store: Path) -> None:
+    """Output read by another program (a pipe, a file) keeps every column and whole ids."""
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    proc = subprocess.run([sys.executable, "-m", "llem", "results", "list", "--store", str(store)],
+                          capture_output=True, text=True, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "start_time" in lines[0].split() and "left out" not in lines[-1]
+    assert "…" not in proc.stdout
 
 
 def test_result_ids_resolve_by_unique_prefix(store: Path) -> None:
