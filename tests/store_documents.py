@@ -27,6 +27,21 @@ def fetch_all(store: Path, sql: str) -> list[tuple]:
         conn.close()
 
 
+def column_layout(store: Path) -> list[tuple]:
+    """Every table's columns and their types, in order."""
+    return fetch_all(store, "SELECT table_name, column_name, data_type FROM "
+                            "information_schema.columns ORDER BY table_name, ordinal_position")
+
+
+def fresh_store_layout(folder: Path) -> list[tuple]:
+    """The column layout of a store made new by this llem: what a migration must end with."""
+    from llem.store.connection import open_store
+
+    fresh = folder / "fresh.duckdb"
+    open_store(fresh).close()
+    return column_layout(fresh)
+
+
 def renamed(document: dict[str, Any], experiment_id: str) -> dict[str, Any]:
     """A copy of ``document`` with ``experiment_id`` changed everywhere it identifies."""
     doc = docs.clone(document)

@@ -42,9 +42,3 @@ def record(event: str, environ: Mapping[str, str] | None = None, **fields: Any) 
         pass
     finally:
         os.close(fd)
-
-
-def read_events(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Every event of a journal file, in the order written."""
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]

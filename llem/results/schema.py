@@ -99,12 +99,6 @@ SCHEMAS: dict[str, SchemaSpec] = {
     ),
 }
 
-#: Formats that are result documents (everything but configs, baselines and time-series rows).
-RESULT_FORMATS = tuple(
-    k for k in SCHEMAS if k not in ("config", "campaign", "timeseries", "baseline")
-)
-
-
 def build_schema(fmt: str) -> dict[str, Any]:
     """The JSON Schema document of one format, with ``$schema`` and a versioned ``$id``."""
     spec = SCHEMAS[fmt]

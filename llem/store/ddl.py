@@ -436,7 +436,6 @@ ARCHIVE_TABLES = (STORE_META, INGEST_BATCHES, DOCUMENTS)
 DERIVED_TABLES = (RESULTS, PROCESS_RESULTS, CYCLE_STATISTICS, TIMESERIES)
 #: Every table of the current store schema.
 TABLES = ARCHIVE_TABLES + DERIVED_TABLES
-TABLES_BY_NAME = {t.name: t for t in TABLES}
 
 _FLAT_COLUMNS = (
     "result_id", "experiment_id", "experiment_name", "cycle_id", "campaign", "run_id",

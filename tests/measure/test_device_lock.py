@@ -9,6 +9,7 @@ surviving, as under Snakemake) stops at once and writes nothing.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -31,9 +32,15 @@ from llem.measure.device_lock import (
     lock_dir,
     lock_file_name,
 )
-from llem.measure.journal import read_events
 from tests.fakes.fake_nvml import FakeGpu
 from tests.fakes.install import install_fake_nvml
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every event of an event journal (LLEM_EVENT_LOG), in the order written."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,6 @@ import duckdb
 import pytest
 
 from llem.cli import main
-from llem.store.connection import open_store
 from llem.store.ddl import STORE_SCHEMA_VERSION
 from llem.store.ingest import ingest_paths
 from tests import documents as docs
@@ -98,11 +97,7 @@ def test_a_version_1_store_is_migrated_to_the_cost_columns(tmp_path: Path) -> No
     assert report.ok, [f.reason for f in report.files]
     assert any("migrating" in n and "schema version 1" in n for n in notes)
 
-    fresh = tmp_path / "fresh.duckdb"
-    open_store(fresh).close()
-    layout = ("SELECT table_name, column_name, data_type FROM information_schema.columns "
-              "ORDER BY table_name, ordinal_position")
-    assert fetch_all(store, layout) == fetch_all(fresh, layout)
+    assert sdocs.column_layout(store) == sdocs.fresh_store_layout(tmp_path)
     meta = dict(fetch_all(store, "SELECT key, value FROM store_meta"))
     assert meta["store_schema_version"] == str(STORE_SCHEMA_VERSION)
     assert "migrated_from_v1_at" in meta

@@ -8,7 +8,6 @@ from typing import Any
 
 import duckdb
 
-from llem.store.connection import open_store
 from llem.store.ddl import STORE_SCHEMA_VERSION
 from llem.store.ingest import ingest_paths
 from tests import documents as docs
@@ -144,11 +143,7 @@ def test_a_version_2_store_is_migrated_to_the_wider_results_table(tmp_path: Path
     report = ingest_paths([], store, notify=notes.append)
     assert report.ok
     assert any("migrating" in n and "schema version 2" in n for n in notes)
-    fresh = tmp_path / "fresh.duckdb"
-    open_store(fresh).close()
-    layout = ("SELECT table_name, column_name, data_type FROM information_schema.columns "
-              "ORDER BY table_name, ordinal_position")
-    assert fetch_all(store, layout) == fetch_all(fresh, layout)
+    assert sdocs.column_layout(store) == sdocs.fresh_store_layout(tmp_path)
     meta = dict(fetch_all(store, "SELECT key, value FROM store_meta"))
     assert meta["store_schema_version"] == str(STORE_SCHEMA_VERSION) == "3"
     assert "migrated_from_v2_at" in meta

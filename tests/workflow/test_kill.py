@@ -23,7 +23,6 @@ import psutil
 import pytest
 
 from llem.layout import cycle_dir, result_path
-from llem.measure.journal import read_events
 from tests.workflow.test_campaign import (
     REPO,
     check,
@@ -143,7 +142,12 @@ def test_readme_recovery_after_killing_snakemake_at_random_moments(
     measured windows overlapping, nothing of a dead job looking complete, a clean store, and
     nothing that was finished done twice."""
     from llem.inference.tiny import build_tiny_model
-    from tests.measure.test_device_lock import assert_measurements_alone, steps, window_holder
+    from tests.measure.test_device_lock import (
+        assert_measurements_alone,
+        read_events,
+        steps,
+        window_holder,
+    )
 
     model_dir = build_tiny_model(tmp_path / "tiny")
     prompts = tmp_path / "prompts.jsonl"
