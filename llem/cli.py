@@ -22,7 +22,8 @@ from llem.version import __version__
 EXIT_ERROR = 2
 
 #: Commands a user types, listed first by ``llem --help``; the others are the workflow's steps.
-USER_COMMANDS = ("run", "results", "query", "report", "doctor", "ingest", "export", "validate")
+USER_COMMANDS = ("run", "results", "query", "store", "report", "doctor", "ingest", "export",
+                 "validate")
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

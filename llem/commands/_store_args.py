@@ -1,4 +1,5 @@
-"""Options shared by the store commands (--store, --lock-timeout) and the wait message."""
+"""Options shared by the store commands (--store, --lock-timeout, --as-of) and the wait
+message."""
 
 from __future__ import annotations
 
@@ -25,6 +26,17 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
         dest="lock_timeout_sec",
         help="Seconds to wait while another process holds the store "
         f"(default: {DEFAULT_LOCK_TIMEOUT_SEC:g}).",
+    )
+
+
+def add_as_of_option(parser: argparse.ArgumentParser) -> None:
+    """``--as-of BATCH_ID``: read the store as it stood right after that ingest batch."""
+    parser.add_argument(
+        "--as-of",
+        metavar="BATCH_ID",
+        dest="as_of",
+        help="Answer as the store stood right after this ingest batch committed (its full "
+        "id, as 'llem store history' lists it).",
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llem.commands._store_args import add_store_options, notify
+from llem.commands._store_args import add_as_of_option, add_store_options, notify
 from llem.store import QUERY_FORMATS
 
 
@@ -21,6 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("sql", metavar="SQL", help="The statement; '-' reads it from stdin.")
     add_store_options(parser)
+    add_as_of_option(parser)
     parser.add_argument(
         "--format", choices=QUERY_FORMATS, default="table", help="Output format (default: table)."
     )
@@ -36,7 +37,7 @@ def _query(args: argparse.Namespace) -> int:
     sql = sys.stdin.read() if args.sql == "-" else args.sql
     try:
         result = run_query(args.store, sql, lock_timeout_sec=args.lock_timeout_sec,
-                           notify=notify)
+                           notify=notify, as_of=args.as_of)
     except LlemError as exc:
         if is_damage(exc):  # a damaged block met by the statement
             raise store_error(args.store, exc, "cannot read store") from exc

@@ -7,7 +7,7 @@ import os
 import shutil
 import sys
 
-from llem.commands._store_args import add_store_options, notify
+from llem.commands._store_args import add_as_of_option, add_store_options, notify
 from llem.store import QUERY_FORMATS
 
 
@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     for sub in (lister, shower, comparer):
         add_store_options(sub)
+        add_as_of_option(sub)
         sub.add_argument("--format", choices=QUERY_FORMATS, default="table", help="default: table")
     parser.set_defaults(func=_results)
 
@@ -57,7 +58,7 @@ def _results(args: argparse.Namespace) -> int:
     from llem.store.lock import is_damage, store_error
 
     conn = open_store_read_only(
-        args.store, lock_timeout_sec=args.lock_timeout_sec, notify=notify
+        args.store, lock_timeout_sec=args.lock_timeout_sec, notify=notify, as_of=args.as_of
     )
     try:
         if args.action == "list":

@@ -36,13 +36,17 @@ class Store:
     Args:
         path: the store file (default ``results/llem.duckdb``, relative to the current folder).
         lock_timeout_sec: how long to wait while a writer holds the store.
+        as_of: a batch id (``llem store history``): every table and view answers as the
+            store stood right after that batch committed.
     """
 
     def __init__(self, path: str | Path | None = None, *,
-                 lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC) -> None:
+                 lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
+                 as_of: str | None = None) -> None:
         self.path = Path(path if path is not None else DEFAULT_STORE_PATH)
+        self.as_of = as_of
         self._conn: duckdb.DuckDBPyConnection | None = open_store_read_only(
-            self.path, lock_timeout_sec=lock_timeout_sec)
+            self.path, lock_timeout_sec=lock_timeout_sec, as_of=as_of)
 
     def sql(self, query: str, params: list[Any] | dict[str, Any] | None = None
             ) -> duckdb.DuckDBPyRelation:
@@ -102,7 +106,8 @@ class Store:
 
     def __repr__(self) -> str:
         state = "open" if self._conn is not None else "closed"
-        return f"<llem store {self.path} ({state}, read-only)>"
+        pinned = f", as of batch {self.as_of}" if self.as_of is not None else ""
+        return f"<llem store {self.path} ({state}, read-only{pinned})>"
 
     def _open(self) -> duckdb.DuckDBPyConnection:
         if self._conn is None:
@@ -111,6 +116,8 @@ class Store:
 
 
 def open_store(path: str | Path | None = None, *,
-               lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC) -> Store:
-    """A read-only, sealed handle on the store at ``path`` (default ``results/llem.duckdb``)."""
-    return Store(path, lock_timeout_sec=lock_timeout_sec)
+               lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
+               as_of: str | None = None) -> Store:
+    """A read-only, sealed handle on the store at ``path`` (default ``results/llem.duckdb``);
+    with ``as_of`` (a batch id), as the store stood right after that batch committed."""
+    return Store(path, lock_timeout_sec=lock_timeout_sec, as_of=as_of)

@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from llem.errors import StoreError
+from llem.store.as_of import pin_as_of
 from llem.store.ddl import STORE_SCHEMA_VERSION, TABLES, VIEWS, create_table_sql
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, connect_waiting, store_error
 from llem.store.migrations import migrate
@@ -80,12 +81,15 @@ def open_store_read_only(
     lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
     notify: Notify | None = None,
     export_dir: Path | None = None,
+    as_of: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open an existing store read-only and sealed (:data:`SEALED_CONFIG`).
 
     The connection can read the store's tables and views and nothing else, so it is the one
     that SQL typed by users runs on. ``export_dir`` is for ``llem export`` only: its own COPY
-    statements may then write files under that folder, and nowhere else.
+    statements may then write files under that folder, and nowhere else. ``as_of`` (a batch
+    id) makes the tables and views answer as the store stood right after that batch
+    committed (:func:`llem.store.as_of.pin_as_of`).
     """
     path = Path(path)
     if not path.is_file():
@@ -115,6 +119,8 @@ def open_store_read_only(
                 f"({STORE_SCHEMA_VERSION}); migrate it with 'llem ingest --store {path}' "
                 "(a backup copy is kept)"
             )
+        if as_of is not None:
+            pin_as_of(conn, path, as_of)
     except BaseException:
         conn.close()
         raise

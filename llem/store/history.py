@@ -1,4 +1,5 @@
-"""The common questions, answered from the store: list results, show one, compare two.
+"""The common questions, answered from the store: list results, show one, compare two, and
+list the ingest batches (what ``--as-of`` can name).
 
 Each returns a :class:`~llem.store.query.QueryResult`, so the CLI renders it in any output
 format. A result can be named by its full id or any unambiguous prefix of it.
@@ -11,6 +12,7 @@ from typing import Any
 import duckdb
 
 from llem.errors import StoreError
+from llem.store.as_of import BATCH_ORDER
 from llem.store.query import QueryResult, execute
 
 #: Columns of ``llem results list``, most wanted first (a narrow terminal loses the last).
@@ -30,6 +32,13 @@ COMPARE_FIELDS = (
 )
 
 _NO_RATIO = {"batch_size", "num_processes"}
+
+#: Columns of ``llem store history``: the batch, when and where it committed, what it added.
+HISTORY_COLUMNS = (
+    "batch_id", "committed_at", "user_name", "host", "llem_version", "files_new",
+    "files_already_present", "files_refused", "results_added", "process_results_added",
+    "timeseries_rows_added",
+)
 
 
 def list_results(
@@ -56,6 +65,13 @@ def list_results(
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
     return execute(conn, sql, params)
+
+
+def batch_history(conn: duckdb.DuckDBPyConnection) -> QueryResult:
+    """Every ingest batch, oldest first, in the commit order ``--as-of`` cuts in."""
+    return execute(
+        conn, f"SELECT {', '.join(HISTORY_COLUMNS)} FROM ingest_batches ORDER BY {BATCH_ORDER}"
+    )
 
 
 def resolve_result_id(conn: duckdb.DuckDBPyConnection, ident: str) -> str:

@@ -57,10 +57,13 @@ def run_query(
     *,
     lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
     notify: Notify | None = None,
+    as_of: str | None = None,
 ) -> QueryResult:
-    """Execute one read-only statement ``sql`` on a sealed connection to ``store``."""
+    """Execute one read-only statement ``sql`` on a sealed connection to ``store``; with
+    ``as_of`` (a batch id), over the store as it stood right after that batch committed."""
     read_only_statement(sql)  # refused before the store is even opened
-    conn = open_store_read_only(store, lock_timeout_sec=lock_timeout_sec, notify=notify)
+    conn = open_store_read_only(store, lock_timeout_sec=lock_timeout_sec, notify=notify,
+                                as_of=as_of)
     try:
         return execute(conn, sql)
     finally:

@@ -60,8 +60,8 @@ def test_help_lists_the_commands_users_type_apart_from_the_steps() -> None:
     commands, steps = proc.stdout.split("\ncommands:\n", 1)[1].split("\nworkflow steps", 1)
     listed = [line.split()[0] for line in commands.splitlines() if line.startswith("  ")
               and not line.startswith("   ")]
-    assert listed == ["run", "results", "query", "report", "doctor", "ingest", "export",
-                      "validate"]
+    assert listed == ["run", "results", "query", "store", "report", "doctor", "ingest",
+                      "export", "validate"]
     step_names = [line.split()[0] for line in steps.splitlines()[1:]
                   if line.startswith("  ") and not line.startswith("   ")]
     for step in ("prepare-model", "env", "baseline", "measure", "aggregate", "schema",
