@@ -16,9 +16,9 @@ import duckdb
 
 from llem.constants import DEFAULT_STORE_PATH
 from llem.errors import LlemError
-from llem.store.connection import is_sealed, open_store_read_only
+from llem.store.connection import open_store_read_only
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
-from llem.store.query import QueryError, one_line, read_only_statement
+from llem.store.query import QueryError, one_line, read_only_statement, require_sealed
 
 #: Filters of :meth:`Store.results`: keyword -> column of ``results``.
 RESULT_FILTERS = {
@@ -55,12 +55,7 @@ class Store:
         before it runs. ``params`` are bound to ``?`` (or ``$name``) placeholders."""
         statement = read_only_statement(query)
         conn = self._open()
-        try:
-            sealed = is_sealed(conn)
-        except duckdb.Error as exc:
-            raise QueryError(f"cannot check the connection: {one_line(exc)}") from exc
-        if not sealed:  # pragma: no cover - the handle only ever holds a sealed connection
-            raise QueryError("refusing to run SQL on a connection that is not sealed")
+        require_sealed(conn)
         try:
             return conn.sql(statement.query, params=params)
         except duckdb.Error as exc:

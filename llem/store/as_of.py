@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 
 from llem.errors import StoreError
-from llem.store.ddl import INGEST_BATCHES, TABLES, VIEWS
+from llem.store.ddl import INGEST_BATCHES, TABLES, VIEWS, sql_string
 from llem.store.lock import store_error
 
 #: Commit order of ingest batches: the order ``llem store history`` lists and ``--as-of``
@@ -50,7 +50,7 @@ def pin_as_of(conn: duckdb.DuckDBPyConnection, path: str | Path, batch_id: str) 
     if not known:
         raise StoreError(f"{path}: no ingest batch {batch_id!r} in this store (the full id, "
                          f"as 'llem store history --store {path}' lists it)")
-    cut = _quote(batch_id)
+    cut = sql_string(batch_id)
     included = (
         f"SELECT b.batch_id FROM {catalog}.main.{INGEST_BATCHES.name} b, "
         f"(SELECT committed_at, batch_id FROM {catalog}.main.{INGEST_BATCHES.name} "
@@ -81,6 +81,3 @@ def pin_as_of(conn: duckdb.DuckDBPyConnection, path: str | Path, batch_id: str) 
 def _quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"

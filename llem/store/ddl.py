@@ -482,9 +482,9 @@ def create_table_sql(table: Table) -> list[str]:
     if table.primary_key:
         lines.append(f"    PRIMARY KEY ({', '.join(table.primary_key)})")
     statements = [f"CREATE TABLE {table.name} (\n" + ",\n".join(lines) + "\n)"]
-    statements.append(f"COMMENT ON TABLE {table.name} IS {_quote(table.description)}")
+    statements.append(f"COMMENT ON TABLE {table.name} IS {sql_string(table.description)}")
     statements.extend(
-        f"COMMENT ON COLUMN {table.name}.{c.name} IS {_quote(c.description)}"
+        f"COMMENT ON COLUMN {table.name}.{c.name} IS {sql_string(c.description)}"
         for c in table.columns
     )
     return statements
@@ -506,5 +506,7 @@ def arrow_table(table: Table, rows: list[dict]) -> pa.Table:
     return table_from_rows(rows, arrow_schema(table))
 
 
-def _quote(text: str) -> str:
+def sql_string(text: str) -> str:
+    """``text`` as an SQL string literal, for statements that take no bound parameters
+    (COMMENT ON, CREATE VIEW)."""
     return "'" + text.replace("'", "''") + "'"

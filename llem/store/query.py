@@ -78,15 +78,7 @@ def execute(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None 
     anything else is refused before ``sql`` runs.
     """
     statement = read_only_statement(sql)
-    try:
-        sealed = is_sealed(conn)
-    except duckdb.Error as exc:
-        raise QueryError(f"cannot check the connection: {one_line(exc)}") from exc
-    if not sealed:
-        raise QueryError(
-            "refusing to run SQL on a connection that can write or reach files; open the store "
-            "with llem.store.connection.open_store_read_only (nothing was run)"
-        )
+    require_sealed(conn)
     try:
         cursor = conn.execute(statement, params) if params is not None else conn.execute(statement)
         if cursor.description is None:
@@ -98,6 +90,20 @@ def execute(conn: duckdb.DuckDBPyConnection, sql: str, params: list[Any] | None 
     except duckdb.Error as exc:
         raise QueryError(f"SQL error: {one_line(exc)}") from exc
     return QueryResult(columns, types, rows)
+
+
+def require_sealed(conn: duckdb.DuckDBPyConnection) -> None:
+    """Refuse, before any user SQL runs, a connection that is not sealed (one that could write
+    or reach files), whoever opened it."""
+    try:
+        sealed = is_sealed(conn)
+    except duckdb.Error as exc:
+        raise QueryError(f"cannot check the connection: {one_line(exc)}") from exc
+    if not sealed:
+        raise QueryError(
+            "refusing to run SQL on a connection that can write or reach files; open the store "
+            "with llem.store.connection.open_store_read_only (nothing was run)"
+        )
 
 
 def read_only_statement(sql: str) -> duckdb.Statement:
