@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import pyarrow.parquet as pq
 import pytest
 
@@ -71,10 +72,29 @@ def test_non_inference_steps_import_no_heavy_library_they_do_not_use(experiment:
                    "--timeseries-dir", str(experiment / "ts")],
     }
     imported = {name: _imported("-m", "llem", *args) for name, args in steps.items()}
-    for name in ("env", "baseline", "aggregate", "ingest"):
+    for name in ("env", "baseline", "aggregate"):
         assert not imported[name] & HEAVY, (name, sorted(imported[name] & HEAVY))
+    # The ingest step (once per campaign run) uses DuckDB, which brings pandas (below).
+    assert not imported["ingest"] & (HEAVY - {"pandas"}), sorted(imported["ingest"] & HEAVY)
     assert imported["report"] & HEAVY == {"matplotlib"}  # it draws the plots
     assert (experiment / "ts").is_dir() and any((experiment / "ts").iterdir())
+
+
+@pytest.mark.xfail(
+    duckdb.__version__.startswith("1."), strict=True,
+    reason="DuckDB 1.5 imports pandas whenever a statement binds a parameter (about 0.3 s "
+    "per ingest call); DuckDB 2.0 does not, but DuckLake's extensions exist only for 1.5")
+def test_duckdb_binding_a_parameter_does_not_import_pandas(tmp_path: Path) -> None:
+    code = f"""
+import sys
+import duckdb
+conn = duckdb.connect({str(tmp_path / "s.duckdb")!r})
+conn.execute("SELECT ?", [1]).fetchall()
+print("pandas" in sys.modules)
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"
 
 
 def test_writing_a_time_series_does_not_import_pandas(tmp_path: Path) -> None:

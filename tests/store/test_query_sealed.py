@@ -256,7 +256,8 @@ def test_user_sql_never_runs_on_a_connection_that_is_not_sealed(folder: Path) ->
     "LOAD httpfs",
     "SET enable_external_access = true",
     "SET lock_configuration = false",
-    "PRAGMA enable_profiling",
+    "PRAGMA enable_profiling = 'json'",
+    "PRAGMA profiling_output = '{folder}/profile.json'",
     "DELETE FROM results",
 ])
 def test_the_sealed_connection_itself_refuses(folder: Path, template: str) -> None:
@@ -270,6 +271,16 @@ def test_the_sealed_connection_itself_refuses(folder: Path, template: str) -> No
     finally:
         conn.close()
     assert _files(folder) == before
+
+def test_bare_enable_profiling_is_refused_by_the_statement_check(folder: Path) -> None:
+    """DuckDB 1.5's configuration lock lets the bare ``PRAGMA enable_profiling`` through (it
+    prints plans to the terminal; where they go cannot be changed), so llem's statement check
+    is what refuses it."""
+    before = _files(folder)
+    code = main(["query", "--store", str(folder / "llem.duckdb"), "PRAGMA enable_profiling"])
+    assert code == 2
+    assert _files(folder) == before
+
 
 
 def test_the_export_connection_writes_only_into_its_folder(folder: Path, tmp_path: Path) -> None:
