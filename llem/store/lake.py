@@ -1,0 +1,194 @@
+"""DuckLake stores: the catalog in PostgreSQL, the data as Parquet files in a shared folder.
+
+A lab's store is a DuckLake (:class:`~llem.store_address.LakeAddress`). DuckDB attaches it as
+the catalog ``llem``; the ducklake and postgres extensions are loaded from the installed
+``duckdb-extension-*`` wheels, never downloaded. Every commit is a DuckLake snapshot, so the
+store can be read as it stood at any snapshot; each ingest tags its snapshot with its batch
+id (the snapshot's commit message), which is how ``--as-of BATCH_ID`` finds it.
+
+Many processes write at once. DuckLake has no unique constraints, so llem keeps "each file
+and each id once" itself: an ingest holds a PostgreSQL advisory lock on the catalog database
+(:func:`ingest_lock`) from the moment it looks up which ids the store holds until its commit.
+The lock belongs to a database session, so a killed ingest releases it with its connection.
+Readers take no lock and never wait: each reads the last committed snapshot.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import duckdb
+
+from llem.errors import StoreError
+from llem.store.ddl import sql_string
+from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify
+from llem.store_address import LakeAddress
+
+#: The name the store's catalog is attached under (a file store's is the file's stem).
+CATALOG = "llem"
+
+#: The catalog DuckLake attaches the PostgreSQL database under, beside :data:`CATALOG`.
+METADATA_CATALOG = f"__ducklake_metadata_{CATALOG}"
+
+#: The extensions a DuckLake store needs, and the wheels that ship them.
+EXTENSION_PACKAGES = {
+    "ducklake": "duckdb_extension_ducklake",
+    "postgres_scanner": "duckdb_extension_postgres_scanner",
+}
+
+#: The advisory-lock key of "an ingest is judging and writing" in the catalog database.
+INGEST_LOCK_KEY = 0x6C6C656D_696E6773  # "llemings"
+
+_POLL_INTERVAL_SEC = 0.05
+
+#: Settings of every DuckLake connection: nothing is installed or loaded on demand.
+_BASE_CONFIG: dict[str, str | bool | int] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
+def extension_file(name: str) -> Path:
+    """The installed extension file for this DuckDB (``name`` from :data:`EXTENSION_PACKAGES`)."""
+    package = EXTENSION_PACKAGES[name]
+    spec = importlib.util.find_spec(package)
+    wanted = f"v{duckdb.__version__}"
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            candidate = Path(folder) / "extensions" / wanted / f"{name}.duckdb_extension"
+            if candidate.is_file():
+                return candidate
+    raise StoreError(
+        f"a DuckLake store needs the {package.replace('_', '-')} package built for DuckDB "
+        f"{duckdb.__version__} (pip install '{package.replace('_', '-')}=="
+        f"{duckdb.__version__}')"
+    )
+
+
+def connect_lake(
+    address: LakeAddress,
+    *,
+    read_only: bool,
+    create: bool = False,
+    snapshot: int | None = None,
+    snapshot_time: datetime | None = None,
+    config: dict[str, str | bool | int] | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake attached as :data:`CATALOG` and in use.
+
+    Args:
+        address: the store.
+        read_only: attach read-only (DuckDB refuses every write, and DuckLake reads the
+            catalog in read-only PostgreSQL transactions).
+        create: make a new, empty DuckLake in the catalog database if it holds none.
+        snapshot: pin the whole lake at this snapshot id.
+        snapshot_time: pin it at the last snapshot committed at or before this time.
+        config: further DuckDB settings.
+    """
+    conn = duckdb.connect(":memory:", config={**_BASE_CONFIG, **(config or {})})
+    try:
+        for name in EXTENSION_PACKAGES:
+            conn.execute(f"LOAD {sql_string(str(extension_file(name)))}")
+        options = [f"DATA_PATH {sql_string(address.data_path)}"]
+        if read_only:
+            options.append("READ_ONLY")
+        if not create:
+            options.append("CREATE_IF_NOT_EXISTS false")
+        if snapshot is not None:
+            options.append(f"SNAPSHOT_VERSION {int(snapshot)}")
+        if snapshot_time is not None:
+            options.append(f"SNAPSHOT_TIME {sql_string(snapshot_time.isoformat())}")
+        target = sql_string(f"ducklake:postgres:{address.catalog_dsn()}")
+        conn.execute(f"ATTACH {target} AS {CATALOG} ({', '.join(options)})")
+        conn.execute(f"USE {CATALOG}")
+    except duckdb.Error as exc:
+        conn.close()
+        raise lake_error(address, exc) from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def lake_error(address: LakeAddress, error: BaseException, failed: str = "") -> StoreError:
+    """One line for a failure to reach or use the lake at ``address``."""
+    text = " ".join(str(error).split())
+    if "does not exist - and creating a new DuckLake is explicitly disabled" in text:
+        return StoreError(f"{address}: no store here (create one with 'llem ingest --store "
+                          f"{address} FILES...')")
+    if "No snapshot found" in text:
+        return StoreError(f"{address}: {text.split('Error: ', 1)[-1]}")
+    if "Unable to connect to Postgres" in text or "could not connect" in text.lower():
+        reason = text.rsplit(": ", 1)[-1] if "failed:" in text else text
+        return StoreError(
+            f"{address}: cannot reach the store's catalog database ({reason}); results stay "
+            "on disk and are ingested by the next run"
+        )
+    what = f"{failed}: " if failed else ""
+    return StoreError(f"{address}: {what}{text}")
+
+
+@contextmanager
+def ingest_lock(
+    address: LakeAddress,
+    *,
+    timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
+    notify: Notify | None = None,
+) -> Iterator[None]:
+    """Hold the lake's ingest lock (a transaction-scoped PostgreSQL advisory lock on its own
+    connection) for the body; waits up to ``timeout_sec``, telling ``notify`` once."""
+    conn = duckdb.connect(":memory:", config=dict(_BASE_CONFIG))
+    try:
+        try:
+            conn.execute(f"LOAD {sql_string(str(extension_file('postgres_scanner')))}")
+            dsn = sql_string(f"{address.catalog_dsn()} application_name=llem-ingest")
+            conn.execute(f"ATTACH {dsn} AS llem_lock (TYPE postgres)")
+            conn.begin()
+            _wait_for_lock(conn, address, timeout_sec, notify)
+        except duckdb.Error as exc:
+            raise lake_error(address, exc, "cannot take the ingest lock") from exc
+        yield
+    finally:
+        conn.close()  # ends the PostgreSQL transaction, and with it the lock
+
+
+def _wait_for_lock(conn: duckdb.DuckDBPyConnection, address: LakeAddress, timeout_sec: float,
+                   notify: Notify | None) -> None:
+    deadline = time.monotonic() + max(0.0, timeout_sec)
+    told = False
+    query = (f"SELECT * FROM postgres_query('llem_lock', "
+             f"'SELECT pg_try_advisory_xact_lock({INGEST_LOCK_KEY})')")
+    while not conn.execute(query).fetchone()[0]:
+        if time.monotonic() >= deadline:
+            raise StoreError(
+                f"{address}: another ingest held the store's write lock for over "
+                f"{timeout_sec:g} s; gave up (raise --lock-timeout, or look for a stuck "
+                "llem ingest)"
+            )
+        if not told and notify is not None:
+            notify(f"waiting up to {timeout_sec:g} s for another ingest into {address} to "
+                   "commit")
+            told = True
+        time.sleep(_POLL_INTERVAL_SEC)
+
+
+def tag_commit(conn: duckdb.DuckDBPyConnection, batch_id: str, author: str | None) -> None:
+    """Name the snapshot the open transaction will commit after its ingest batch."""
+    conn.execute(
+        f"CALL {CATALOG}.set_commit_message(?, ?, extra_info => ?)",
+        [author or "", f"llem ingest batch {batch_id}", batch_id],
+    )
+
+
+def batch_snapshot(conn: duckdb.DuckDBPyConnection, batch_id: str) -> int | None:
+    """The snapshot an ingest batch committed as, or None if no snapshot names it."""
+    row = conn.execute(
+        f"SELECT max(snapshot_id) FROM {CATALOG}.snapshots() WHERE commit_extra_info = ?",
+        [batch_id],
+    ).fetchone()
+    return None if row is None or row[0] is None else int(row[0])
