@@ -18,7 +18,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from llem.errors import StoreError
 
 #: The URL scheme of a DuckLake store with its catalog in PostgreSQL.
 LAKE_SCHEME = "ducklake+postgres"
@@ -30,7 +32,7 @@ _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})|\[[0-9A-Fa-f:.]+\]")
 _QUERY_KEYS = ("data_path",)
 
 
-class StoreAddressError(ValueError):
+class StoreAddressError(StoreError, ValueError):
     """A store address that is not a file path and not a valid DuckLake address."""
 
 
@@ -47,7 +49,8 @@ class LakeAddress:
     def __str__(self) -> str:
         user = f"{self.user}@" if self.user else ""
         port = f":{self.port}" if self.port is not None else ""
-        return f"{LAKE_SCHEME}://{user}{self.host}{port}/{self.dbname}?data_path={self.data_path}"
+        data_path = quote(self.data_path, safe="/")
+        return f"{LAKE_SCHEME}://{user}{self.host}{port}/{self.dbname}?data_path={data_path}"
 
     def catalog_dsn(self) -> str:
         """The libpq connection string of the catalog database (no password: libpq finds

@@ -8,6 +8,7 @@ import sys
 
 from llem.constants import DEFAULT_STORE_PATH
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
+from llem.store_address import LAKE_SCHEME
 
 
 def add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -15,8 +16,10 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--store",
         default=DEFAULT_STORE_PATH,
-        metavar="PATH",
-        help=f"DuckDB result store (default: {DEFAULT_STORE_PATH}).",
+        metavar="STORE",
+        help=f"Result store: a DuckDB file (default: {DEFAULT_STORE_PATH}) or a lab's DuckLake, "
+        f"{LAKE_SCHEME}://[USER@]HOST[:PORT]/DBNAME?data_path=DIR (password from PGPASSWORD, "
+        "~/.pgpass or a service file).",
     )
     parser.add_argument(
         "--lock-timeout",
@@ -30,13 +33,15 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_as_of_option(parser: argparse.ArgumentParser) -> None:
-    """``--as-of BATCH_ID``: read the store as it stood right after that ingest batch."""
+    """``--as-of``: read the store as it stood right after an ingest batch (or, on a
+    DuckLake, at a snapshot or a time)."""
     parser.add_argument(
         "--as-of",
-        metavar="BATCH_ID",
+        metavar="BATCH_ID|SNAPSHOT|TIME",
         dest="as_of",
         help="Answer as the store stood right after this ingest batch committed (its full "
-        "id, as 'llem store history' lists it).",
+        "id, as 'llem store history' lists it); on a DuckLake store also a snapshot id or an "
+        "ISO 8601 time (UTC unless it has an offset).",
     )
 
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from llem.constants import MAX_NAME_CHARS, SAFE_NAME_PATTERN
+from llem.store_address import StoreAddressError, parse_store_address
 
 Precision = Literal["float32", "float16", "bfloat16"]
 #: Which weights a model may be prepared from (``model.source``).
@@ -377,7 +378,9 @@ class CampaignConfig(_Config):
         default="results/llem.duckdb",
         min_length=1,
         max_length=MAX_PATH_CHARS,
-        description="DuckDB store that results are ingested into.",
+        description="Store that results are ingested into: a DuckDB file, or a lab's "
+        "DuckLake, ducklake+postgres://[USER@]HOST[:PORT]/DBNAME?data_path=DIR (never a "
+        "password: it comes from PGPASSWORD, ~/.pgpass or a PostgreSQL service file).",
     )
     defaults: dict[str, Any] = Field(
         default_factory=dict,
@@ -417,6 +420,10 @@ class CampaignConfig(_Config):
     def _store_is_one_line(cls, value: str) -> str:
         if "\x00" in value or "\n" in value:
             raise ValueError("store must not contain NUL or newline characters")
+        try:
+            parse_store_address(value)
+        except StoreAddressError as exc:
+            raise ValueError(str(exc)) from exc
         return value
 
     @field_validator("sweep")

@@ -17,6 +17,8 @@ the usual queries answer for one state of it, and SQL that names the catalog opt
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -24,6 +26,35 @@ import duckdb
 from llem.errors import StoreError
 from llem.store.ddl import INGEST_BATCHES, TABLES, VIEWS, sql_string
 from llem.store.lock import store_error
+
+
+@dataclass(frozen=True)
+class AsOf:
+    """What ``--as-of`` names: exactly one of an ingest batch, a DuckLake snapshot id, or a
+    time (the last snapshot committed at or before it)."""
+
+    batch_id: str | None = None
+    snapshot: int | None = None
+    time: datetime | None = None
+
+
+def parse_as_of(text: str) -> AsOf:
+    """``--as-of``'s value: digits are a snapshot id, an ISO 8601 time with its separators
+    (``2026-12-01T09:30:00+01:00``, ``2026-12-01``) is a time (UTC when no offset is given),
+    anything else a batch id (whose leading ``20261201T093000Z`` is not read as a time)."""
+    text = text.strip()
+    if not text:
+        raise StoreError("--as-of: empty value (give a batch id, a snapshot id or a time)")
+    if text.isdigit():
+        return AsOf(snapshot=int(text))
+    if "-" not in text[:8]:
+        return AsOf(batch_id=text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return AsOf(batch_id=text)
+    return AsOf(time=moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
+
 
 #: Commit order of ingest batches: the order ``llem store history`` lists and ``--as-of``
 #: cuts in (the store's single writer commits them one after another; the id breaks a tie).

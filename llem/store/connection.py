@@ -8,24 +8,88 @@ and every table of a store opened for writing is read through once first, so tha
 file is refused (one line saying so) before anything is written into it or reported ready.
 Opening read-only never changes the store, and seals the connection so that SQL run on it
 reaches nothing but the store (see :data:`SEALED_CONFIG`).
+
+Both kinds of store open here: a DuckDB file, and a DuckLake shared by a lab
+(:mod:`llem.store.lake`), named by a :mod:`llem.store_address`. Writers go through
+:func:`writing_store`, which on a DuckLake also holds the ingest lock.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from llem.errors import StoreError
-from llem.store.as_of import pin_as_of
+from llem.store.as_of import AsOf, parse_as_of, pin_as_of
 from llem.store.ddl import STORE_SCHEMA_VERSION, TABLES, VIEWS, create_table_sql
+from llem.store.lake import batch_snapshot, connect_lake, ingest_lock, lake_error
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, connect_waiting, store_error
 from llem.store.migrations import migrate
 from llem.store.write import set_meta, writer_meta
+from llem.store_address import LakeAddress, StoreAddress, parse_store_address
 from llem.version import __version__
+
+#: What every store function takes: a file path, a DuckLake address, or either as text.
+StoreLike = str | Path | LakeAddress
+
+
+@contextmanager
+def writing_store(
+    store: StoreLike,
+    *,
+    lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
+    notify: Notify | None = None,
+    create: bool = True,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The store open for writing, with its write lock held, for the body.
+
+    A DuckDB file's lock is DuckDB's own (one writer per file); a DuckLake's is the ingest
+    lock in its catalog database (:func:`llem.store.lake.ingest_lock`), taken before the
+    lake is even attached, so that two first ingests cannot both create its tables.
+    """
+    address = parse_store_address(store)
+    if isinstance(address, LakeAddress):
+        with ingest_lock(address, timeout_sec=lock_timeout_sec, notify=notify):
+            conn = _open_lake(address, create=create)
+            try:
+                yield conn
+            finally:
+                conn.close()
+        return
+    conn = open_store(address, lock_timeout_sec=lock_timeout_sec, notify=notify, create=create)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _open_lake(address: LakeAddress, *, create: bool) -> duckdb.DuckDBPyConnection:
+    """A DuckLake open for writing (the caller holds the ingest lock): initialised if new,
+    refused if its schema version is not this llem's."""
+    conn = connect_lake(address, read_only=False, create=create)
+    try:
+        version = read_store_version(conn, address)
+        if version is None:
+            _initialise(conn, primary_keys=False)
+        elif version > STORE_SCHEMA_VERSION:
+            raise newer_store_error(conn, address, version)
+        elif version < STORE_SCHEMA_VERSION:
+            raise StoreError(f"{address}: store schema version {version} is older than this "
+                             f"llem's ({STORE_SCHEMA_VERSION}); DuckLake stores are not "
+                             "migrated in place: copy it with 'llem store copy'")
+    except duckdb.Error as exc:
+        conn.close()
+        raise lake_error(address, exc, "cannot open store") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def open_store(
@@ -76,7 +140,7 @@ SEALED_CONFIG: dict[str, bool] = {
 
 
 def open_store_read_only(
-    path: str | Path,
+    store: StoreLike,
     *,
     lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
     notify: Notify | None = None,
@@ -87,14 +151,22 @@ def open_store_read_only(
 
     The connection can read the store's tables and views and nothing else, so it is the one
     that SQL typed by users runs on. ``export_dir`` is for ``llem export`` only: its own COPY
-    statements may then write files under that folder, and nowhere else. ``as_of`` (a batch
-    id) makes the tables and views answer as the store stood right after that batch
-    committed (:func:`llem.store.as_of.pin_as_of`).
+    statements may then write files under that folder, and nowhere else. ``as_of`` makes the
+    tables and views answer as the store stood then (:func:`llem.store.as_of.parse_as_of`:
+    a batch id on either kind of store; a snapshot id or a time on a DuckLake).
     """
-    path = Path(path)
+    address = parse_store_address(store)
+    pinned = parse_as_of(as_of) if as_of is not None else None
+    if isinstance(address, LakeAddress):
+        return _open_lake_read_only(address, export_dir, pinned)
+    path = address
     if not path.is_file():
         raise StoreError(f"{path}: no store here (create one with 'llem ingest --store {path} "
                          "FILES...')")
+    if pinned is not None and pinned.batch_id is None:
+        raise StoreError(f"{path}: --as-of {as_of}: an embedded store answers --as-of BATCH_ID "
+                         "(see 'llem store history'); snapshot ids and times name the "
+                         "snapshots of a DuckLake store")
     config = dict(SEALED_CONFIG)
     if export_dir is not None:
         # Allowed folders can only be set once DuckDB runs, and before access is shut.
@@ -105,26 +177,69 @@ def open_store_read_only(
     )
     try:
         if export_dir is not None:
-            conn.execute("SET allowed_directories = ?", [[str(Path(export_dir).resolve())]])
-            conn.execute("SET enable_external_access = false")
-            conn.execute("SET lock_configuration = true")
-        version = read_store_version(conn, path)
-        if version is None:
-            raise StoreError(f"{path}: empty store (nothing ingested yet)")
-        if version > STORE_SCHEMA_VERSION:
-            raise newer_store_error(conn, path, version)
-        if version < STORE_SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}: store schema version {version} is older than this llem's "
-                f"({STORE_SCHEMA_VERSION}); migrate it with 'llem ingest --store {path}' "
-                "(a backup copy is kept)"
-            )
-        if as_of is not None:
-            pin_as_of(conn, path, as_of)
+            _seal(conn, export_dir)
+        _check_readable_version(conn, path)
+        if pinned is not None and pinned.batch_id is not None:
+            pin_as_of(conn, path, pinned.batch_id)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _open_lake_read_only(address: LakeAddress, export_dir: Path | None,
+                         pinned: AsOf | None) -> duckdb.DuckDBPyConnection:
+    """A DuckLake attached read-only (at a snapshot, if pinned), then sealed."""
+    snapshot = pinned.snapshot if pinned is not None else None
+    if pinned is not None and pinned.batch_id is not None:
+        snapshot = _snapshot_of_batch(address, pinned.batch_id)
+    config = {"python_enable_replacements": False}
+    conn = connect_lake(address, read_only=True, snapshot=snapshot,
+                        snapshot_time=pinned.time if pinned is not None else None,
+                        config=config)
+    try:
+        _seal(conn, export_dir)
+        _check_readable_version(conn, address)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _snapshot_of_batch(address: LakeAddress, batch_id: str) -> int:
+    conn = connect_lake(address, read_only=True)
+    try:
+        snapshot = batch_snapshot(conn, batch_id)
+    except duckdb.Error as exc:
+        raise lake_error(address, exc, "cannot read store") from exc
+    finally:
+        conn.close()
+    if snapshot is None:
+        raise StoreError(f"{address}: no ingest batch {batch_id!r} in this store (the full id, "
+                         f"as 'llem store history --store {address}' lists it)")
+    return snapshot
+
+
+def _seal(conn: duckdb.DuckDBPyConnection, export_dir: Path | None) -> None:
+    """Shut file access (but for ``export_dir``) and lock the configuration."""
+    if export_dir is not None:
+        conn.execute("SET allowed_directories = ?", [[str(Path(export_dir).resolve())]])
+    conn.execute("SET enable_external_access = false")
+    conn.execute("SET lock_configuration = true")
+
+
+def _check_readable_version(conn: duckdb.DuckDBPyConnection, store: StoreAddress) -> None:
+    version = read_store_version(conn, store)
+    if version is None:
+        raise StoreError(f"{store}: empty store (nothing ingested yet)")
+    if version > STORE_SCHEMA_VERSION:
+        raise newer_store_error(conn, store, version)
+    if version < STORE_SCHEMA_VERSION:
+        raise StoreError(
+            f"{store}: store schema version {version} is older than this llem's "
+            f"({STORE_SCHEMA_VERSION}); migrate it with 'llem ingest --store {store}' "
+            "(a backup copy is kept)"
+        )
 
 
 def is_sealed(conn: duckdb.DuckDBPyConnection) -> bool:
@@ -139,25 +254,34 @@ def is_sealed(conn: duckdb.DuckDBPyConnection) -> bool:
         f"SELECT {settings}, current_setting('allowed_directories'), "
         "current_setting('allowed_paths'), current_setting('temp_directory'), "
         "(SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()), "
-        "(SELECT path FROM duckdb_databases() WHERE database_name = current_database())"
+        "(SELECT path FROM duckdb_databases() WHERE database_name = current_database()), "
+        "(SELECT type FROM duckdb_databases() WHERE database_name = current_database())"
     ).fetchall()  # fetched to the end, so that no unfinished result blocks a relation
     if not rows:
         return False
     row = rows[0]
-    values, (folders, files, temp_dir, read_only, db_path) = row[: len(names)], row[len(names):]
+    values = row[: len(names)]
+    folders, files, temp_dir, read_only, db_path, db_type = row[len(names):]
     if any(bool(value) != SEALED_CONFIG[name] for name, value in zip(names, values, strict=True)):
         return False
-    # DuckDB itself allows the store's temporary folder and its own files.
-    own_folder = str(temp_dir).rstrip("/")
+    if db_path is None or db_type not in ("duckdb", "ducklake"):
+        return False
+    # DuckDB itself allows the store's temporary folder, and files named after the attached
+    # database (the file and its WAL; for a DuckLake, names made of its catalog address,
+    # which no store file has).
+    own_folder = os.path.abspath(str(temp_dir)).rstrip("/")
+    own_files = {str(db_path), os.path.abspath(str(db_path))}
+    if db_type == "ducklake":
+        own_files |= {os.path.abspath(str(db_path).split(":", 1)[-1])}
     return (
         read_only is True
-        and all(str(folder).rstrip("/") == own_folder for folder in folders)
-        and db_path is not None
-        and all(str(file) == db_path or str(file).startswith(f"{db_path}.wal") for file in files)
+        and all(os.path.abspath(str(folder)).rstrip("/") == own_folder for folder in folders)
+        and all(any(str(file) == own or str(file).startswith(f"{own}.wal") for own in own_files)
+                for file in files)
     )
 
 
-def read_store_version(conn: duckdb.DuckDBPyConnection, path: str | Path) -> int | None:
+def read_store_version(conn: duckdb.DuckDBPyConnection, path: StoreLike) -> int | None:
     """The store schema version; None for an empty database. Other databases are refused."""
     try:
         tables = set(_table_names(conn))
@@ -205,7 +329,8 @@ def store_meta(conn: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(conn.execute("SELECT key, value FROM store_meta ORDER BY key").fetchall())
 
 
-def newer_store_error(conn: duckdb.DuckDBPyConnection, path: Path, version: int) -> StoreError:
+def newer_store_error(conn: duckdb.DuckDBPyConnection, path: StoreLike, version: int
+                      ) -> StoreError:
     """The error for a store written by a newer llem."""
     meta = store_meta(conn)
     writer = meta.get("llem_version", "an unknown version")
@@ -240,12 +365,13 @@ def _create_store(path: Path) -> None:
         Path(f"{tmp}.wal").unlink(missing_ok=True)
 
 
-def _initialise(conn: duckdb.DuckDBPyConnection) -> None:
-    """Create every table and view of the current schema in one transaction."""
+def _initialise(conn: duckdb.DuckDBPyConnection, *, primary_keys: bool = True) -> None:
+    """Create every table and view of the current schema in one transaction (a DuckLake has
+    no primary keys: its writers keep ids unique under the ingest lock)."""
     conn.begin()
     try:
         for table in TABLES:
-            for statement in create_table_sql(table):
+            for statement in create_table_sql(table, primary_key=primary_keys):
                 conn.execute(statement)
         for statement in VIEWS.values():
             conn.execute(statement)

@@ -474,12 +474,13 @@ VIEWS: dict[str, str] = {
 }
 
 
-def create_table_sql(table: Table) -> list[str]:
-    """``CREATE TABLE`` plus one ``COMMENT ON`` per column and one for the table."""
+def create_table_sql(table: Table, *, primary_key: bool = True) -> list[str]:
+    """``CREATE TABLE`` plus one ``COMMENT ON`` per column and one for the table; without
+    the primary key for a DuckLake, which has none."""
     lines = [
         f"    {c.name} {c.type}{' NOT NULL' if c.not_null else ''}" for c in table.columns
     ]
-    if table.primary_key:
+    if table.primary_key and primary_key:
         lines.append(f"    PRIMARY KEY ({', '.join(table.primary_key)})")
     statements = [f"CREATE TABLE {table.name} (\n" + ",\n".join(lines) + "\n)"]
     statements.append(f"COMMENT ON TABLE {table.name} IS {sql_string(table.description)}")

@@ -48,7 +48,7 @@ from llem.columns import table_from_columns
 from llem.errors import LlemError, ResultLoadError, StoreError, shown_name
 from llem.io import write_json_atomic
 from llem.results.loader import LoadedResult, decode_document, is_unicode_text, parse_document
-from llem.store.connection import open_store, open_store_read_only
+from llem.store.connection import StoreLike, open_store_read_only, writing_store
 from llem.store.ddl import (
     CYCLE_STATISTICS,
     DOCUMENTS,
@@ -58,6 +58,7 @@ from llem.store.ddl import (
     TIMESERIES,
     arrow_table,
 )
+from llem.store.lake import lake_error, tag_commit
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, store_error
 from llem.store.rows import Provenance, RowSet, build_rows
 from llem.store.timeseries import read_timeseries_file, timeseries_rows
@@ -69,6 +70,7 @@ from llem.store.write import (
     set_meta,
     writer_meta,
 )
+from llem.store_address import LakeAddress, parse_store_address
 from llem.version import __version__
 
 NEW = "new"
@@ -195,7 +197,7 @@ class _Accepted:
 
 def ingest_paths(
     paths: Sequence[str | Path],
-    store: str | Path,
+    store: StoreLike,
     *,
     strict: bool = False,
     lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
@@ -209,7 +211,7 @@ def ingest_paths(
 
 def _ingest(
     paths: Sequence[str | Path],
-    store: str | Path,
+    store: StoreLike,
     strict: bool,
     lock_timeout_sec: float,
     notify: Notify | None,
@@ -219,10 +221,11 @@ def _ingest(
         check_writable(receipt_path, "receipt")
     started_at = datetime.now(UTC)
     batch_id = f"{started_at:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-    report = IngestReport(store=str(store), batch_id=None, strict=strict)
+    address = parse_store_address(store)
+    report = IngestReport(store=str(address), batch_id=None, strict=strict)
     found = discover(paths, report)
     files = _read_all(found, report)
-    known = _known_documents(store, [sha for _, _, sha in files])
+    known = _known_documents(address, [sha for _, _, sha in files])
     candidates: list[_Candidate] = []
     for entry, content, sha in files:
         if sha in known:
@@ -233,13 +236,14 @@ def _ingest(
             candidates.append(candidate)
     _refuse_folders_without_results(found, report)
 
-    conn = open_store(store, lock_timeout_sec=lock_timeout_sec, notify=notify)
+    lake = isinstance(address, LakeAddress)
     try:
-        _judge_and_write(conn, candidates, report, batch_id, started_at, strict)
+        with writing_store(address, lock_timeout_sec=lock_timeout_sec, notify=notify) as conn:
+            _judge_and_write(conn, candidates, report, batch_id, started_at, strict, lake)
     except duckdb.Error as exc:
-        raise store_error(store, exc, "ingest failed, nothing stored") from exc
-    finally:
-        conn.close()
+        if isinstance(address, LakeAddress):
+            raise lake_error(address, exc, "ingest failed, nothing stored") from exc
+        raise store_error(address, exc, "ingest failed, nothing stored") from exc
     if receipt_path is not None and not (strict and not report.ok):
         try:
             write_json_atomic(receipt_path, report.receipt())
@@ -297,6 +301,7 @@ def _judge_and_write(
     batch_id: str,
     started_at: datetime,
     strict: bool,
+    lake: bool,
 ) -> None:
     while True:
         accepted = _judge(conn, candidates)
@@ -311,7 +316,7 @@ def _judge_and_write(
         if not accepted:
             return
         try:
-            _write_batch(conn, accepted, report, batch_id, started_at)
+            _write_batch(conn, accepted, report, batch_id, started_at, lake)
             return
         except _UNSTORABLE:
             # Some file holds a value no column can take (rare: found by converting the whole
@@ -377,13 +382,14 @@ def _gc_paused() -> Iterator[None]:
 
 
 def migrate_only(
-    store: str | Path,
+    store: StoreLike,
     *,
     lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
     notify: Notify | None = None,
 ) -> None:
     """Open (creating or migrating) a store without ingesting anything."""
-    open_store(store, lock_timeout_sec=lock_timeout_sec, notify=notify).close()
+    with writing_store(store, lock_timeout_sec=lock_timeout_sec, notify=notify):
+        pass
 
 
 # --------------------------------------------------------------------------------------
@@ -471,17 +477,16 @@ def _refuse_folders_without_results(found: list[FoundFile], report: IngestReport
             ))
 
 
-def _known_documents(store: str | Path, shas: list[str]) -> set[str]:
+def _known_documents(store: Path | LakeAddress, shas: list[str]) -> set[str]:
     """Which of these files the store already holds, looked up without waiting for a lock.
 
     Only saves work: the verdict is taken again under the write lock. Documents are never
     removed, so a file found here is still present then.
     """
-    path = Path(store)
-    if not shas or not path.is_file():
+    if not shas or (isinstance(store, Path) and not store.is_file()):
         return set()
     try:
-        conn = open_store_read_only(path, lock_timeout_sec=0)
+        conn = open_store_read_only(store, lock_timeout_sec=0)
     except LlemError:
         return set()  # locked, older, damaged or not a store: the write phase decides
     try:
@@ -717,6 +722,7 @@ def _write_batch(
     report: IngestReport,
     batch_id: str,
     started_at: datetime,
+    lake: bool,
 ) -> None:
     timeseries = [table for a in accepted for table in a.timeseries]
     conn.begin()
@@ -730,6 +736,8 @@ def _write_batch(
         report.batch_id = batch_id
         report.committed_at = datetime.now(UTC)
         _record_batch(conn, report, started_at)
+        if lake:
+            tag_commit(conn, batch_id, _user_name())
         conn.commit()
     except BaseException:
         report.batch_id = None

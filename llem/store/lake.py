@@ -177,6 +177,13 @@ def _wait_for_lock(conn: duckdb.DuckDBPyConnection, address: LakeAddress, timeou
         time.sleep(_POLL_INTERVAL_SEC)
 
 
+def is_lake_connection(conn: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the store ``conn`` uses is a DuckLake."""
+    row = conn.execute("SELECT type FROM duckdb_databases() "
+                       "WHERE database_name = current_database()").fetchone()
+    return row is not None and row[0] == "ducklake"
+
+
 def tag_commit(conn: duckdb.DuckDBPyConnection, batch_id: str, author: str | None) -> None:
     """Name the snapshot the open transaction will commit after its ingest batch."""
     conn.execute(

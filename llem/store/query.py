@@ -10,7 +10,10 @@ checked before anything runs:
   hide after a ``;`` (behind a comment or inside a string);
 * that statement's type, as DuckDB's parser gives it, must be one that only reads: SELECT
   (WITH, DESCRIBE, SHOW and SUMMARIZE parse as SELECT), EXPLAIN of a SELECT, or a PRAGMA
-  from :data:`READ_ONLY_PRAGMAS`.
+  from :data:`READ_ONLY_PRAGMAS`;
+* no name in it may reach past the tables into a DuckLake's machinery (:func:`_outside`): the
+  postgres extension's functions run SQL on the catalog's server, and DuckLake's maintenance
+  functions delete files, neither of which a read-only attach stops.
 
 A refusal or an SQL mistake comes back as one line (a :class:`QueryError`), never as a
 traceback.
@@ -19,13 +22,12 @@ traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from llem.errors import LlemError
-from llem.store.connection import is_sealed, open_store_read_only
+from llem.store.connection import StoreLike, is_sealed, open_store_read_only
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify
 
 #: PRAGMAs that only report. Every other one changes a setting or state and is refused.
@@ -33,6 +35,18 @@ READ_ONLY_PRAGMAS = frozenset({
     "collations", "database_list", "database_size", "functions", "metadata_info", "platform",
     "show_databases", "show_tables", "show_tables_expanded", "storage_info", "table_info",
     "user_agent", "version",
+})
+
+#: Names no user SQL may use. DuckLake's attached catalog (``__ducklake_metadata_llem``), the
+#: postgres extension's functions (``postgres_query`` runs any SQL on the catalog's server)
+#: and DuckLake's own functions (``ducklake_*``) by prefix; and DuckLake's per-catalog
+#: maintenance macros by name, which delete files or change options even on a read-only
+#: attach. ``llem.snapshots()``, ``llem.table_info()`` and ``llem.table_changes()`` read.
+OUTSIDE_PREFIXES = ("__ducklake_metadata", "postgres_", "ducklake_")
+OUTSIDE_NAMES = frozenset({
+    "add_data_files", "cleanup_old_files", "delete_orphaned_files", "expire_snapshots",
+    "flush_inlined_data", "merge_adjacent_files", "rewrite_data_files", "set_commit_message",
+    "set_option",
 })
 
 ALLOWED = "SELECT, WITH, EXPLAIN SELECT, DESCRIBE, SHOW, SUMMARIZE or a read-only PRAGMA"
@@ -52,7 +66,7 @@ class QueryResult:
 
 
 def run_query(
-    store: str | Path,
+    store: StoreLike,
     sql: str,
     *,
     lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
@@ -120,7 +134,7 @@ def read_only_statement(sql: str) -> duckdb.Statement:
             "(nothing was run)"
         )
     statement = statements[0]
-    refused = _refusal(statement)
+    refused = _outside(statement.query) or _refusal(statement)
     if refused is not None:
         raise QueryError(
             f"llem query is read-only: {refused} is refused (allowed: one {ALLOWED} over the "
@@ -146,6 +160,15 @@ def _refusal(statement: duckdb.Statement) -> str | None:
             return None
         return "EXPLAIN of a statement other than SELECT (EXPLAIN ANALYZE would run it)"
     return named
+
+
+def _outside(query: str) -> str | None:
+    """The first name in ``query`` that reaches past the store's tables, as a refusal."""
+    for _, word in _words(query):
+        name = word.strip('"').lower()
+        if name.startswith(OUTSIDE_PREFIXES) or name in OUTSIDE_NAMES:
+            return f"{word} (it reaches past the store's tables)"
+    return None
 
 
 def _explained(query: str, words: list[tuple[int, str]]) -> str:

@@ -101,11 +101,11 @@ def insert_arrow(conn: duckdb.DuckDBPyConnection, table: Table, parts: list[pa.T
 
 
 def set_meta(conn: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None:
-    """Insert or replace ``store_meta`` keys."""
+    """Insert or replace ``store_meta`` keys (delete, then insert: a DuckLake has no keys
+    for INSERT OR REPLACE to find; called inside the writer's transaction)."""
     for key, value in values.items():
-        conn.execute(
-            "INSERT OR REPLACE INTO store_meta (key, value) VALUES (?, ?)", [key, value]
-        )
+        conn.execute("DELETE FROM store_meta WHERE key = ?", [key])
+        conn.execute("INSERT INTO store_meta (key, value) VALUES (?, ?)", [key, value])
 
 
 def writer_meta() -> dict[str, str]:
