@@ -28,7 +28,7 @@ import duckdb
 from llem.errors import StoreError
 from llem.store.as_of import AsOf, parse_as_of, pin_as_of
 from llem.store.ddl import STORE_SCHEMA_VERSION, TABLES, VIEWS, create_table_sql
-from llem.store.lake import batch_snapshot, connect_lake, ingest_lock, lake_error
+from llem.store.lake import batch_commit, connect_lake, ingest_lock, lake_error
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, connect_waiting, store_error
 from llem.store.migrations import migrate
 from llem.store.write import set_meta, writer_meta
@@ -191,25 +191,30 @@ def _open_lake_read_only(address: LakeAddress, export_dir: Path | None,
                          pinned: AsOf | None) -> duckdb.DuckDBPyConnection:
     """A DuckLake attached read-only (at a snapshot, if pinned), then sealed."""
     snapshot = pinned.snapshot if pinned is not None else None
+    copied = False
     if pinned is not None and pinned.batch_id is not None:
-        snapshot = _snapshot_of_batch(address, pinned.batch_id)
+        snapshot, copied = _snapshot_of_batch(address, pinned.batch_id)
     config = {"python_enable_replacements": False}
     conn = connect_lake(address, read_only=True, snapshot=snapshot,
                         snapshot_time=pinned.time if pinned is not None else None,
                         config=config)
     try:
-        _seal(conn, export_dir)
+        _seal(conn, export_dir, address.data_path)
         _check_readable_version(conn, address)
+        if copied and pinned is not None and pinned.batch_id is not None:
+            # The copy's snapshot holds the batches copied after this one too: cut there.
+            pin_as_of(conn, address, pinned.batch_id)
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def _snapshot_of_batch(address: LakeAddress, batch_id: str) -> int:
+def _snapshot_of_batch(address: LakeAddress, batch_id: str) -> tuple[int, bool]:
+    """The snapshot ``batch_id`` committed in, and whether a store copy brought it."""
     conn = connect_lake(address, read_only=True)
     try:
-        snapshot = batch_snapshot(conn, batch_id)
+        snapshot = batch_commit(conn, batch_id)
     except duckdb.Error as exc:
         raise lake_error(address, exc, "cannot read store") from exc
     finally:
@@ -220,10 +225,13 @@ def _snapshot_of_batch(address: LakeAddress, batch_id: str) -> int:
     return snapshot
 
 
-def _seal(conn: duckdb.DuckDBPyConnection, export_dir: Path | None) -> None:
-    """Shut file access (but for ``export_dir``) and lock the configuration."""
-    if export_dir is not None:
-        conn.execute("SET allowed_directories = ?", [[str(Path(export_dir).resolve())]])
+def _seal(conn: duckdb.DuckDBPyConnection, export_dir: Path | None,
+          lake_data: str | None = None) -> None:
+    """Shut file access (but for ``export_dir``, and a DuckLake's own Parquet folder
+    ``lake_data``, which it reads its tables from) and lock the configuration."""
+    folders = [str(Path(f).resolve()) for f in (export_dir, lake_data) if f is not None]
+    if folders:
+        conn.execute("SET allowed_directories = ?", [folders])
     conn.execute("SET enable_external_access = false")
     conn.execute("SET lock_configuration = true")
 
@@ -269,16 +277,25 @@ def is_sealed(conn: duckdb.DuckDBPyConnection) -> bool:
     # DuckDB itself allows the store's temporary folder, and files named after the attached
     # database (the file and its WAL; for a DuckLake, names made of its catalog address,
     # which no store file has).
-    own_folder = os.path.abspath(str(temp_dir)).rstrip("/")
+    own_folders = {os.path.abspath(str(temp_dir)).rstrip("/")}
     own_files = {str(db_path), os.path.abspath(str(db_path))}
     if db_type == "ducklake":
         own_files |= {os.path.abspath(str(db_path).split(":", 1)[-1])}
+        own_folders |= {os.path.abspath(folder).rstrip("/") for folder in _lake_data(conn)}
     return (
         read_only is True
-        and all(os.path.abspath(str(folder)).rstrip("/") == own_folder for folder in folders)
+        and all(os.path.abspath(str(folder)).rstrip("/") in own_folders for folder in folders)
         and all(any(str(file) == own or str(file).startswith(f"{own}.wal") for own in own_files)
                 for file in files)
     )
+
+
+def _lake_data(conn: duckdb.DuckDBPyConnection) -> list[str]:
+    """The Parquet folder of the DuckLake ``conn`` uses (the data its tables are read from)."""
+    catalog = conn.execute("SELECT current_database()").fetchone()[0].replace('"', '""')
+    rows = conn.execute(f'SELECT value FROM "{catalog}".options() '
+                        "WHERE option_name = 'data_path'").fetchall()
+    return [str(row[0]) for row in rows if row[0]]
 
 
 def read_store_version(conn: duckdb.DuckDBPyConnection, path: StoreLike) -> int | None:
