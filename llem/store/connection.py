@@ -198,7 +198,7 @@ def _open_lake_read_only(address: LakeAddress, export_dir: Path | None,
                         snapshot_time=pinned.time if pinned is not None else None,
                         config=config)
     try:
-        _seal(conn, export_dir)
+        _seal(conn, export_dir, address.data_path)
         _check_readable_version(conn, address)
     except BaseException:
         conn.close()
@@ -220,10 +220,15 @@ def _snapshot_of_batch(address: LakeAddress, batch_id: str) -> int:
     return snapshot
 
 
-def _seal(conn: duckdb.DuckDBPyConnection, export_dir: Path | None) -> None:
-    """Shut file access (but for ``export_dir``) and lock the configuration."""
-    if export_dir is not None:
-        conn.execute("SET allowed_directories = ?", [[str(Path(export_dir).resolve())]])
+def _seal(conn: duckdb.DuckDBPyConnection, export_dir: Path | None,
+          data_path: str | None = None) -> None:
+    """Shut file access (but for ``export_dir``, and a DuckLake's ``data_path``, whose
+    Parquet files hold its rows) and lock the configuration."""
+    folders = [str(Path(export_dir).resolve())] if export_dir is not None else []
+    if data_path is not None:
+        folders.append(data_path)
+    if folders:
+        conn.execute("SET allowed_directories = ?", [folders])
     conn.execute("SET enable_external_access = false")
     conn.execute("SET lock_configuration = true")
 
@@ -255,13 +260,14 @@ def is_sealed(conn: duckdb.DuckDBPyConnection) -> bool:
         "current_setting('allowed_paths'), current_setting('temp_directory'), "
         "(SELECT readonly FROM duckdb_databases() WHERE database_name = current_database()), "
         "(SELECT path FROM duckdb_databases() WHERE database_name = current_database()), "
-        "(SELECT type FROM duckdb_databases() WHERE database_name = current_database())"
+        "(SELECT type FROM duckdb_databases() WHERE database_name = current_database()), "
+        "(SELECT options FROM duckdb_databases() WHERE database_name = current_database())"
     ).fetchall()  # fetched to the end, so that no unfinished result blocks a relation
     if not rows:
         return False
     row = rows[0]
     values = row[: len(names)]
-    folders, files, temp_dir, read_only, db_path, db_type = row[len(names):]
+    folders, files, temp_dir, read_only, db_path, db_type, options = row[len(names):]
     if any(bool(value) != SEALED_CONFIG[name] for name, value in zip(names, values, strict=True)):
         return False
     if db_path is None or db_type not in ("duckdb", "ducklake"):
@@ -269,13 +275,16 @@ def is_sealed(conn: duckdb.DuckDBPyConnection) -> bool:
     # DuckDB itself allows the store's temporary folder, and files named after the attached
     # database (the file and its WAL; for a DuckLake, names made of its catalog address,
     # which no store file has).
-    own_folder = os.path.abspath(str(temp_dir)).rstrip("/")
+    own_folders = {os.path.abspath(str(temp_dir)).rstrip("/")}
     own_files = {str(db_path), os.path.abspath(str(db_path))}
     if db_type == "ducklake":
         own_files |= {os.path.abspath(str(db_path).split(":", 1)[-1])}
+        # the lake's data folder, as llem attached it: its Parquet files are the store's rows
+        if (options or {}).get("data_path"):
+            own_folders.add(os.path.abspath(str(options["data_path"])).rstrip("/"))
     return (
         read_only is True
-        and all(os.path.abspath(str(folder)).rstrip("/") == own_folder for folder in folders)
+        and all(os.path.abspath(str(folder)).rstrip("/") in own_folders for folder in folders)
         and all(any(str(file) == own or str(file).startswith(f"{own}.wal") for own in own_files)
                 for file in files)
     )
