@@ -29,6 +29,7 @@ from pydantic import ValidationError
 
 from llem.config.models import CampaignConfig, ExperimentConfig
 from llem.errors import ConfigError
+from llem.store_address import StoreAddressError
 
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9.-]+")
 
@@ -315,7 +316,9 @@ def format_validation_error(exc: ValidationError, source: str) -> str:
         if err.get("type") == "extra_forbidden":
             msg = "unknown key (not a config field)"
         got = err.get("input")
-        got_text = ("" if err.get("type") in ("missing", "extra_forbidden")
+        # A store address is not echoed: it may hold a password (which is what is wrong).
+        quiet = isinstance(err.get("ctx", {}).get("error"), StoreAddressError)
+        got_text = ("" if quiet or err.get("type") in ("missing", "extra_forbidden")
                     else f" (got {_SHORT_REPR.repr(got)})")
         if len(got_text) > 80:
             got_text = got_text[:76] + "...)"

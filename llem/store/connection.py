@@ -37,7 +37,7 @@ from llem.store.lake import (
 )
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, connect_waiting, store_error
 from llem.store.migrations import migrate
-from llem.store.write import set_meta, writer_meta
+from llem.store.write import rollback, set_meta, writer_meta
 from llem.store_address import LakeAddress, StoreAddress, parse_store_address
 from llem.version import __version__
 
@@ -405,5 +405,5 @@ def _initialise(conn: duckdb.DuckDBPyConnection, *, primary_keys: bool = True) -
         )
         conn.commit()
     except BaseException:
-        conn.rollback()
+        rollback(conn)
         raise

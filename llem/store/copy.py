@@ -43,7 +43,7 @@ from llem.store.ddl import (
 from llem.store.ingest import _user_name
 from llem.store.lake import lake_error, tag_copy
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, store_error
-from llem.store.write import ROW_KEYS, insert_arrow, set_meta, writer_meta
+from llem.store.write import ROW_KEYS, insert_arrow, rollback, set_meta, writer_meta
 from llem.store_address import LakeAddress, StoreAddress, parse_store_address
 
 #: The tables a copy brings, in the order it writes them (``store_meta`` stays behind).
@@ -196,7 +196,7 @@ def _copy(src: duckdb.DuckDBPyConnection, dst: duckdb.DuckDBPyConnection, batche
     try:
         _plan(src, dst, batches, report)
         if not report.batches:
-            dst.rollback()
+            rollback(dst)
             return
         for table in COPIED_TABLES:
             report.rows[table.name] = _copy_table(src, dst, table, report.batches)
@@ -211,7 +211,7 @@ def _copy(src: duckdb.DuckDBPyConnection, dst: duckdb.DuckDBPyConnection, batche
             tag_copy(dst, report.batches, _user_name(), report.source)
         dst.commit()
     except BaseException:
-        dst.rollback()
+        rollback(dst)
         raise
 
 

@@ -67,6 +67,7 @@ from llem.store.write import (
     first_rows,
     insert_arrow,
     insert_rowsets,
+    rollback,
     set_meta,
     writer_meta,
 )
@@ -742,7 +743,7 @@ def _write_batch(
     except BaseException:
         report.batch_id = None
         report.committed_at = None
-        conn.rollback()
+        rollback(conn)
         raise
 
 

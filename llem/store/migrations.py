@@ -30,7 +30,7 @@ from llem.results.loader import parse_document
 from llem.store.ddl import DERIVED_TABLES, STORE_SCHEMA_VERSION, VIEWS, create_table_sql
 from llem.store.lock import Notify
 from llem.store.rows import Provenance, build_rows
-from llem.store.write import first_rows, insert_rowsets, set_meta, writer_meta
+from llem.store.write import first_rows, insert_rowsets, rollback, set_meta, writer_meta
 
 
 def backup_path(path: Path, version: int) -> Path:
@@ -65,7 +65,7 @@ def migrate(
         )
         conn.commit()
     except BaseException as exc:
-        conn.rollback()
+        rollback(conn)
         if isinstance(exc, LlemError | duckdb.Error):
             raise StoreError(
                 f"{path}: migration from store schema version {from_version} failed, store "

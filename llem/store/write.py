@@ -8,6 +8,7 @@ nothing here opens, begins or commits anything.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Container, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -98,6 +99,14 @@ def insert_arrow(conn: duckdb.DuckDBPyConnection, table: Table, parts: list[pa.T
     finally:
         conn.unregister(view)
     return data.num_rows
+
+
+def rollback(conn: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction, if any is still open: a commit that failed (a
+    DuckLake whose catalog refused it) has already ended it, and a second error from the
+    rollback would hide the first."""
+    with contextlib.suppress(duckdb.TransactionException):
+        conn.rollback()
 
 
 def set_meta(conn: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None:
