@@ -56,9 +56,20 @@ def _damage(error: BaseException | None) -> BaseException | None:
     return None
 
 
+#: What DuckDB says of a file written by a newer DuckDB than its own.
+_NEWER_DUCKDB = "created with an newer version of DuckDB"
+
+
 def store_error(path: str | Path, error: BaseException, failed: str) -> StoreError:
     """One line for a DuckDB failure on the store at ``path``: what ``failed``, and whether
-    the file is damaged."""
+    the file is damaged or was written by a newer DuckDB."""
+    if _NEWER_DUCKDB in str(error):
+        return StoreError(
+            f"{shown_name(path)}: {failed}: the file was written by a newer DuckDB than this "
+            f"llem's {duckdb.__version__} (llem 0.1 wrote its stores with DuckDB 2.0, which "
+            "DuckDB 1.5 cannot read); keep it, and build a new store from the result files "
+            "('llem ingest --store NEW.duckdb results/'), or read it with llem 0.1"
+        )
     damage = _damage(error)
     if damage is not None:
         return StoreError(

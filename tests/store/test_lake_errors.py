@@ -6,6 +6,7 @@ The PostgreSQL here is real (the ``postgres`` fixture); the roles are made in it
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from pathlib import Path
@@ -19,6 +20,8 @@ from llem.store_address import LakeAddress, StoreAddressError, parse_store_addre
 from tests import documents as docs
 from tests import store_documents as sdocs
 from tests.postgres import PostgresServer
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "stores"
 
 
 @pytest.mark.parametrize(("address", "wrong"), [
@@ -119,3 +122,19 @@ def test_a_role_that_may_only_read_gets_the_catalogs_refusal_and_nothing_lands(
     finally:
         postgres.psql(dbname, "REASSIGN OWNED BY lab_reader TO llem; DROP OWNED BY lab_reader; "
                               "DROP ROLE lab_reader")
+
+
+def test_a_store_written_by_duckdb_2_is_one_line_saying_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """llem 0.1 wrote stores with DuckDB 2.0; this llem's DuckDB 1.5 cannot read them."""
+    store = tmp_path / "old.duckdb"
+    store.write_bytes(gzip.decompress((FIXTURES / "written-by-duckdb-2.0.duckdb.gz").read_bytes()))
+    before = store.read_bytes()
+    for argv in (["query", "--store", str(store), "SELECT 1"],
+                 ["ingest", "--store", str(store), str(tmp_path)]):
+        assert main(argv) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and "written by a newer DuckDB" in lines[0], lines
+        assert "llem ingest --store NEW.duckdb" in lines[0]
+    assert store.read_bytes() == before
