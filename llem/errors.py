@@ -50,3 +50,8 @@ class AggregationError(LlemError):
 
 class StoreError(LlemError):
     """The result store cannot be opened, migrated or written."""
+
+
+class NoStoreError(StoreError):
+    """Nothing has been ingested at this address yet (no file, or a catalog database without
+    a store in it): the first ingest creates the store."""

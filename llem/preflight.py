@@ -26,8 +26,16 @@ from pathlib import Path
 from llem.config.models import ExperimentConfig
 from llem.devices import assign_devices
 from llem.energy.rapl import DEFAULT_POWERCAP_ROOT
-from llem.errors import ConfigError, EnergySourceError, MeasurementError, ModelPreparationError
+from llem.errors import (
+    ConfigError,
+    EnergySourceError,
+    MeasurementError,
+    ModelPreparationError,
+    NoStoreError,
+    StoreError,
+)
 from llem.layout import MODELS_DIR
+from llem.store_address import LakeAddress, parse_store_address
 from llem.workflow import CampaignPlan
 
 #: Experiment names shown for one group of identical checks before the list is cut short.
@@ -115,9 +123,33 @@ def preflight(
             host.cached(("prompts", config.prompts.model_dump_json()),
                         lambda c=config: prompts_check(c)),
         ]
+    store = store_check(plan.store)
+    if store is not None:
+        report.campaign_checks.append(store)
     if profile == "slurm":
         report.campaign_checks += slurm_checks(workflow_root)
     return report
+
+
+def store_check(store: str) -> Check | None:
+    """Whether a DuckLake store's catalog answers now (so a campaign does not measure for
+    hours to fail at its ingest); None for a file store, which the ingest creates."""
+    address = parse_store_address(store)
+    if not isinstance(address, LakeAddress):
+        return None
+    from llem.store.connection import open_store_read_only  # DuckDB: only for a DuckLake
+
+    try:
+        conn = open_store_read_only(address, lock_timeout_sec=0)
+    except NoStoreError:
+        return Check("store", f"{address}: reachable; no store yet (the first ingest makes it)")
+    except StoreError as exc:
+        return Check("store", str(exc), True)
+    try:
+        count = conn.execute("SELECT count(*) FROM results").fetchone()[0]
+    finally:
+        conn.close()
+    return Check("store", f"{address}: reachable, {count} results stored")
 
 
 class _Host:

@@ -168,3 +168,20 @@ def test_doctor_json_carries_the_campaign_checks(tmp_path: Path, tiny_model: Pat
     assert subjects == ["device", "energy", "model", "prompts"]
     assert {s["name"] for s in document["sources"]} == {"nvml", "rapl"}
     assert plan_campaign_file(configfile).campaign == document["campaign"]["campaign"]
+
+
+def test_a_lake_store_is_checked_before_anything_is_measured(
+        tmp_path: Path, tiny_model: Path, lake_store: str) -> None:
+    """An unreachable catalog is a problem up front, not after hours of measuring; a
+    reachable one says how much it holds."""
+    base = {"campaign": "c", "defaults": {"model_name": str(tiny_model), "device": "cpu"}}
+    fresh = preflight(plan_campaign({**base, "store": lake_store})).campaign_checks
+    assert [(c.subject, c.problem) for c in fresh] == [("store", False)]
+    assert "no store yet" in fresh[0].text
+    down = lake_store.replace(lake_store.split("@")[1].split("/")[0], "127.0.0.1:9")
+    configfile = write(tmp_path / "down.yaml", {**base, "store": down})
+    proc = llem(tmp_path, "doctor", "--configfile", str(configfile))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    problems = proc.stdout.split("The campaign cannot run here as configured:", 1)[1]
+    assert "store: " in problems and "cannot reach the store's catalog database" in problems
+    assert preflight(plan_campaign({**base})).campaign_checks == []

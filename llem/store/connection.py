@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from llem.errors import StoreError
+from llem.errors import NoStoreError, StoreError
 from llem.store.as_of import AsOf, parse_as_of, pin_as_of
 from llem.store.ddl import STORE_SCHEMA_VERSION, TABLES, VIEWS, create_table_sql
 from llem.store.lake import (
@@ -112,7 +112,7 @@ def open_store(
     path = Path(path)
     if not path.exists():
         if not create:
-            raise StoreError(f"{path}: no store here")
+            raise NoStoreError(f"{path}: no store here")
         _create_store(path)
     conn = connect_waiting(path, read_only=False, timeout_sec=lock_timeout_sec, notify=notify)
     try:
@@ -167,7 +167,7 @@ def open_store_read_only(
         return _open_lake_read_only(address, export_dir, pinned)
     path = address
     if not path.is_file():
-        raise StoreError(f"{path}: no store here (create one with 'llem ingest --store {path} "
+        raise NoStoreError(f"{path}: no store here (create one with 'llem ingest --store {path} "
                          "FILES...')")
     if pinned is not None and pinned.batch_id is None:
         raise StoreError(f"{path}: --as-of {as_of}: an embedded store answers --as-of BATCH_ID "
@@ -247,7 +247,7 @@ def _seal(conn: duckdb.DuckDBPyConnection, export_dir: Path | None,
 def _check_readable_version(conn: duckdb.DuckDBPyConnection, store: StoreAddress) -> None:
     version = read_store_version(conn, store)
     if version is None:
-        raise StoreError(f"{store}: empty store (nothing ingested yet)")
+        raise NoStoreError(f"{store}: empty store (nothing ingested yet)")
     if version > STORE_SCHEMA_VERSION:
         raise newer_store_error(conn, store, version)
     if version < STORE_SCHEMA_VERSION:

@@ -27,7 +27,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from llem.errors import StoreError, shown_name
+from llem.errors import NoStoreError, StoreError, shown_name
 from llem.store.as_of import BATCH_ORDER
 from llem.store.connection import StoreLike, open_store_read_only, writing_store
 from llem.store.ddl import (
@@ -163,10 +163,9 @@ def _dry_run(src: duckdb.DuckDBPyConnection, dst_address: StoreAddress, batches:
         try:
             dst = open_store_read_only(dst_address, lock_timeout_sec=lock_timeout_sec,
                                        notify=notify)
-        except StoreError as exc:
+        except NoStoreError:
             # A DuckLake catalog database with no store in it yet: the copy would create it.
-            if not isinstance(dst_address, LakeAddress) or not any(
-                    why in str(exc) for why in (": no store here", ": empty store")):
+            if not isinstance(dst_address, LakeAddress):
                 raise
     if dst is None:
         report.batches = batches

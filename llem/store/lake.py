@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from llem.errors import StoreError
+from llem.errors import NoStoreError, StoreError
 from llem.store.ddl import sql_string
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify
 from llem.store_address import LakeAddress
@@ -120,7 +120,7 @@ def lake_error(address: LakeAddress, error: BaseException, failed: str = "") -> 
     """One line for a failure to reach or use the lake at ``address``."""
     text = " ".join(str(error).split())
     if "does not exist - and creating a new DuckLake is explicitly disabled" in text:
-        return StoreError(f"{address}: no store here (create one with 'llem ingest --store "
+        return NoStoreError(f"{address}: no store here (create one with 'llem ingest --store "
                           f"{address} FILES...')")
     if "No snapshot found" in text:
         return StoreError(f"{address}: {text.split('Error: ', 1)[-1]}")
