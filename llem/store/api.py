@@ -19,6 +19,7 @@ from llem.errors import LlemError
 from llem.store.connection import open_store_read_only
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
 from llem.store.query import QueryError, one_line, read_only_statement, require_sealed
+from llem.store_address import LakeAddress, StoreAddress, parse_store_address
 
 #: Filters of :meth:`Store.results`: keyword -> column of ``results``.
 RESULT_FILTERS = {
@@ -34,16 +35,18 @@ class Store:
     """A read-only handle on a result store; close it (or use ``with``) to let writers in.
 
     Args:
-        path: the store file (default ``results/llem.duckdb``, relative to the current folder).
+        path: the store: a DuckDB file (default ``results/llem.duckdb``, relative to the
+            current folder) or a DuckLake address (``ducklake+postgres://...``).
         lock_timeout_sec: how long to wait while a writer holds the store.
         as_of: a batch id (``llem store history``): every table and view answers as the
             store stood right after that batch committed.
     """
 
-    def __init__(self, path: str | Path | None = None, *,
+    def __init__(self, path: str | Path | LakeAddress | None = None, *,
                  lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
                  as_of: str | None = None) -> None:
-        self.path = Path(path if path is not None else DEFAULT_STORE_PATH)
+        self.path: StoreAddress = parse_store_address(
+            path if path is not None else DEFAULT_STORE_PATH)
         self.as_of = as_of
         self._conn: duckdb.DuckDBPyConnection | None = open_store_read_only(
             self.path, lock_timeout_sec=lock_timeout_sec, as_of=as_of)
@@ -110,7 +113,7 @@ class Store:
         return self._conn
 
 
-def open_store(path: str | Path | None = None, *,
+def open_store(path: str | Path | LakeAddress | None = None, *,
                lock_timeout_sec: float = DEFAULT_LOCK_TIMEOUT_SEC,
                as_of: str | None = None) -> Store:
     """A read-only, sealed handle on the store at ``path`` (default ``results/llem.duckdb``);

@@ -28,7 +28,13 @@ import duckdb
 from llem.errors import StoreError
 from llem.store.as_of import AsOf, parse_as_of, pin_as_of
 from llem.store.ddl import STORE_SCHEMA_VERSION, TABLES, VIEWS, create_table_sql
-from llem.store.lake import batch_snapshot, connect_lake, ingest_lock, lake_error
+from llem.store.lake import (
+    batch_snapshot,
+    connect_lake,
+    ingest_lock,
+    lake_data_path,
+    lake_error,
+)
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, connect_waiting, store_error
 from llem.store.migrations import migrate
 from llem.store.write import set_meta, writer_meta
@@ -198,7 +204,7 @@ def _open_lake_read_only(address: LakeAddress, export_dir: Path | None,
                         snapshot_time=pinned.time if pinned is not None else None,
                         config=config)
     try:
-        _seal(conn, export_dir)
+        _seal(conn, export_dir, lake_data_path(conn))
         _check_readable_version(conn, address)
     except BaseException:
         conn.close()
@@ -220,10 +226,15 @@ def _snapshot_of_batch(address: LakeAddress, batch_id: str) -> int:
     return snapshot
 
 
-def _seal(conn: duckdb.DuckDBPyConnection, export_dir: Path | None) -> None:
-    """Shut file access (but for ``export_dir``) and lock the configuration."""
-    if export_dir is not None:
-        conn.execute("SET allowed_directories = ?", [[str(Path(export_dir).resolve())]])
+def _seal(conn: duckdb.DuckDBPyConnection, export_dir: Path | None,
+          data_path: str | None = None) -> None:
+    """Shut file access (but for ``export_dir``, and a DuckLake's own ``data_path``, whose
+    Parquet files are its tables) and lock the configuration."""
+    folders = [str(Path(export_dir).resolve())] if export_dir is not None else []
+    if data_path is not None:
+        folders.append(data_path)
+    if folders:
+        conn.execute("SET allowed_directories = ?", [folders])
     conn.execute("SET enable_external_access = false")
     conn.execute("SET lock_configuration = true")
 
@@ -269,13 +280,14 @@ def is_sealed(conn: duckdb.DuckDBPyConnection) -> bool:
     # DuckDB itself allows the store's temporary folder, and files named after the attached
     # database (the file and its WAL; for a DuckLake, names made of its catalog address,
     # which no store file has).
-    own_folder = os.path.abspath(str(temp_dir)).rstrip("/")
+    own_folders = {os.path.abspath(str(temp_dir)).rstrip("/")}
     own_files = {str(db_path), os.path.abspath(str(db_path))}
     if db_type == "ducklake":
         own_files |= {os.path.abspath(str(db_path).split(":", 1)[-1])}
+        own_folders |= {os.path.abspath(lake_data_path(conn)).rstrip("/")}
     return (
         read_only is True
-        and all(os.path.abspath(str(folder)).rstrip("/") == own_folder for folder in folders)
+        and all(os.path.abspath(str(folder)).rstrip("/") in own_folders for folder in folders)
         and all(any(str(file) == own or str(file).startswith(f"{own}.wal") for own in own_files)
                 for file in files)
     )

@@ -25,7 +25,7 @@ import duckdb
 
 from llem.errors import StoreError, shown_name
 from llem.store import EXPORT_FORMATS
-from llem.store.connection import open_store_read_only, verify_store
+from llem.store.connection import StoreLike, open_store_read_only, verify_store
 from llem.store.ddl import RESULTS, TABLES
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify
 
@@ -41,7 +41,7 @@ class ExportReport:
 
 
 def export_store(
-    store: str | Path,
+    store: StoreLike,
     out_dir: str | Path,
     fmt: str,
     *,

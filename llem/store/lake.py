@@ -184,6 +184,11 @@ def is_lake_connection(conn: duckdb.DuckDBPyConnection) -> bool:
     return row is not None and row[0] == "ducklake"
 
 
+def lake_data_path(conn: duckdb.DuckDBPyConnection) -> str:
+    """The folder the attached lake reads its Parquet files from, as DuckLake records it."""
+    return str(conn.execute(f"SELECT data_path FROM ducklake_settings('{CATALOG}')").fetchone()[0])
+
+
 def tag_commit(conn: duckdb.DuckDBPyConnection, batch_id: str, author: str | None) -> None:
     """Name the snapshot the open transaction will commit after its ingest batch."""
     conn.execute(

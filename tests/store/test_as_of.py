@@ -7,7 +7,6 @@ files: as of the first batch, the two-batch store must answer as that one does.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from llem.store.ingest import ingest_paths
 from llem.store.query import QueryError, run_query
 from tests import documents as docs
 from tests import store_documents as sdocs
+from tests.store_kinds import KINDS, StoreUnderTest, make_store
 
 #: Each table and view with the column that identifies its rows.
 KEYS = {
@@ -37,15 +37,21 @@ KEYS = {
 
 @dataclass(frozen=True)
 class Stores:
-    both: Path  # two ingests
-    first_only: Path  # the first ingest's files alone
+    both: str  # two ingests, into a store of each kind
+    first_only: Path  # the first ingest's files alone, always a file: the oracle
     first: str  # batch ids of the two ingests
     second: str
+    under_test: StoreUnderTest
+
+    @property
+    def folder(self) -> Path:
+        return self.under_test.root
 
 
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
+@pytest.fixture(scope="module", params=KINDS)
+def stores(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Stores:
     root = tmp_path_factory.mktemp("as-of")
+    under_test = make_store(request.param, root, request)
     one = [*sdocs.write_all(root / "one", {
         "agg": sdocs.renamed(docs.v3_aggregated(), "agg-a"),
         "mc": sdocs.renamed(docs.v3_multi_cycle(2), "mc-a"),
@@ -56,16 +62,16 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> Stores:
         "agg": sdocs.renamed(docs.v3_aggregated(), "agg-b"),
         "mc": sdocs.renamed(docs.v2_multi_cycle(3), "mc-b"),
     }), sdocs.v3_result_with_timeseries(root / "two" / "ts", "ts-b", samples=7)]
-    both = root / "llem.duckdb"
+    both = under_test.store
     first = ingest_paths(one, both)
     second = ingest_paths(two, both)
     assert first.ok and second.ok and first.batch_id and second.batch_id
     first_only = root / "first-only.duckdb"
     assert ingest_paths(one, first_only).ok
-    return Stores(both, first_only, first.batch_id, second.batch_id)
+    return Stores(both, first_only, first.batch_id, second.batch_id, under_test)
 
 
-def _keys(store: Path, name: str, as_of: str | None = None) -> list[str]:
+def _keys(store: str | Path, name: str, as_of: str | None = None) -> list[str]:
     sql = f"SELECT {KEYS[name]} FROM {name} ORDER BY 1"
     return [row[0] for row in run_query(store, sql, as_of=as_of).rows]
 
@@ -101,7 +107,7 @@ def test_llem_query_as_of_counts_change(
     stores: Stores, source: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def count(*as_of: str) -> int:
-        rows = _query_json(capsys, ["query", "--store", str(stores.both), *as_of, "--format",
+        rows = _query_json(capsys, ["query", "--store", stores.both, *as_of, "--format",
                                     "json", f"SELECT count(*) AS n FROM {source}"])
         return rows[0]["n"]
 
@@ -112,7 +118,7 @@ def test_llem_query_as_of_counts_change(
 
 def test_llem_results_list_as_of(stores: Stores, capsys: pytest.CaptureFixture[str]) -> None:
     def ids(*extra: str) -> set[str]:
-        rows = _query_json(capsys, ["results", "list", "--store", str(stores.both),
+        rows = _query_json(capsys, ["results", "list", "--store", stores.both,
                                     "--format", "json", *extra])
         return {row["result_id"] for row in rows}
 
@@ -132,11 +138,6 @@ def test_the_python_api_as_of(stores: Stores) -> None:
         assert sorted(store.results()["result_id"]) == _keys(stores.both, "results")
 
 
-def _files(folder: Path) -> dict[str, str]:
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.parametrize("argv", [
     ["query", "SELECT 1"],
     ["results", "list"],
@@ -145,13 +146,13 @@ def _files(folder: Path) -> dict[str, str]:
 def test_an_unknown_batch_is_one_line_and_exit_2(
     stores: Stores, argv: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = _files(stores.both.parent)
-    assert main([*argv, "--store", str(stores.both), "--as-of", "19700101T000000Z-nope"]) == 2
+    before = stores.under_test.state()
+    assert main([*argv, "--store", stores.both, "--as-of", "19700101T000000Z-nope"]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and "no ingest batch '19700101T000000Z-nope'" in lines[0], lines
     assert captured.out == ""
-    assert _files(stores.both.parent) == before
+    assert stores.under_test.state() == before
 
 
 def test_a_prefix_of_a_batch_id_is_not_accepted(stores: Stores) -> None:
@@ -173,12 +174,12 @@ def test_a_prefix_of_a_batch_id_is_not_accepted(stores: Stores) -> None:
 def test_as_of_stays_sealed(
     stores: Stores, template: str, reason: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder = stores.both.parent
+    folder = stores.folder
     parquet = next((folder / "one" / "ts" / "timeseries").glob("*.parquet"))
     sql = template.format(other=stores.first_only, target=folder / "one" / "agg.json",
                           parquet=parquet)
-    before = _files(folder)
-    assert main(["query", "--store", str(stores.both), "--as-of", stores.first, sql]) == 2
+    before = stores.under_test.state()
+    assert main(["query", "--store", stores.both, "--as-of", stores.first, sql]) == 2
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and reason in lines[0], lines
@@ -189,19 +190,23 @@ def test_as_of_stays_sealed(
         assert is_sealed(conn)
     finally:
         conn.close()
-    assert _files(folder) == before
+    assert stores.under_test.state() == before
 
 
-def test_naming_the_store_catalog_reads_the_whole_table(stores: Stores) -> None:
-    """As docs/store.md says: --as-of pins the usual names, not the catalog-qualified ones."""
+def test_naming_the_store_catalog(stores: Stores) -> None:
+    """As docs/store.md says: on a file, --as-of pins the usual names, not the
+    catalog-qualified ones; a DuckLake is attached at the batch's snapshot, names and all."""
     whole = run_query(stores.both, "SELECT count(*) FROM llem.main.results", as_of=stores.first)
-    assert whole.rows == run_query(stores.both, "SELECT count(*) FROM results").rows
+    if stores.under_test.kind == "file":
+        assert whole.rows == run_query(stores.both, "SELECT count(*) FROM results").rows
+    else:
+        assert whole.rows == run_query(stores.first_only, "SELECT count(*) FROM results").rows
 
 
 def test_llem_store_history_lists_the_batches_oldest_first(
     stores: Stores, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rows = _query_json(capsys, ["store", "history", "--store", str(stores.both),
+    rows = _query_json(capsys, ["store", "history", "--store", stores.both,
                                 "--format", "json"])
     assert [row["batch_id"] for row in rows] == [stores.first, stores.second]
     assert [row["results_added"] for row in rows] == [
@@ -210,7 +215,7 @@ def test_llem_store_history_lists_the_batches_oldest_first(
     ]
     assert all(row["files_new"] == 3 and row["committed_at"] for row in rows)
     assert rows[0]["committed_at"] <= rows[1]["committed_at"]
-    assert main(["store", "history", "--store", str(stores.both)]) == 0
+    assert main(["store", "history", "--store", stores.both]) == 0
     table = capsys.readouterr().out
     assert table.index(stores.first) < table.index(stores.second) and "(2 rows)" in table
 

@@ -8,7 +8,6 @@ EXPORT could create.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -28,6 +27,7 @@ from llem.store.ingest import ingest_paths
 from llem.store.query import QueryError, execute, run_query
 from tests import documents as docs
 from tests import store_documents as sdocs
+from tests.store_kinds import KINDS, StoreUnderTest, make_store
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,6 +40,7 @@ REFUSED = [
     "ATTACH '{other}' AS v (READ_WRITE)",
     "ATTACH '{store}' AS w (READ_WRITE)",
     "DETACH llem",
+    "DETACH __ducklake_metadata_llem",
     "USE system",
     "ATTACH '{other}' AS v; USE v; DETACH llem; ATTACH '{store}' AS w (READ_WRITE); "
     "DELETE FROM w.results",
@@ -77,6 +78,19 @@ REFUSED = [
     "SELECT 1 /* a note */; DELETE FROM results",
     "SELECT 1 -- a note\n; DELETE FROM results",
     "SELECT 'a;b'; ATTACH '{other}' AS v (READ_WRITE)",
+    # A DuckLake's catalog server and maintenance: refused by name on either kind of store.
+    "SELECT * FROM postgres_query('__ducklake_metadata_llem', 'SELECT 1')",
+    "SELECT * FROM \"postgres_query\"('__ducklake_metadata_llem', 'SELECT pg_read_file(''x'')')",
+    "CALL postgres_execute('__ducklake_metadata_llem', 'CREATE TABLE x (i int)')",
+    "SELECT * FROM postgres_scan('dbname=postgres', 'public', 'ducklake_snapshot')",
+    "SELECT * FROM __ducklake_metadata_llem.public.ducklake_snapshot",
+    "SELECT * FROM ducklake_delete_orphaned_files('llem', cleanup_all => true)",
+    "SELECT * FROM ducklake_cleanup_old_files('llem', cleanup_all => true)",
+    "SELECT * FROM ducklake_expire_snapshots('llem', older_than => now())",
+    "SELECT * FROM llem.expire_snapshots(older_than => now())",
+    "CALL llem.merge_adjacent_files()",
+    "CALL llem.set_option('data_inlining_row_limit', 0)",
+    "ATTACH '{store}' AS w",
 ]
 
 #: Reads of files outside the store: they parse as SELECT, so the connection refuses them.
@@ -112,33 +126,28 @@ ALLOWED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A store, a second store, an existing file and a Parquet file, side by side."""
+@pytest.fixture(scope="module", params=KINDS)
+def sealed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+           ) -> StoreUnderTest:
+    """A store of each kind, a second store, an existing file and a Parquet file, side by
+    side in one folder."""
     root = tmp_path_factory.mktemp("sealed")
     inputs = tmp_path_factory.mktemp("sealed-inputs")
-    assert ingest_paths(sdocs.write_all(inputs / "all", sdocs.every_format()),
-                        root / "llem.duckdb").ok
+    store = make_store(request.param, root, request)
+    assert ingest_paths(sdocs.write_all(inputs / "all", sdocs.every_format()), store.store).ok
     other = docs.write(inputs, "other.json", docs.v3_aggregated())
     assert ingest_paths([other], root / "other.duckdb").ok
     (root / "target.txt").write_text("precious\n")
     pq.write_table(pa.table({"secret": ["outside the store"]}), root / "outside.parquet")
-    return root
+    return store
 
 
-def _names(folder: Path) -> dict[str, str]:
+def _names(sealed: StoreUnderTest) -> dict[str, str]:
+    folder = sealed.root
     return {
-        "store": str(folder / "llem.duckdb"), "other": str(folder / "other.duckdb"),
+        "store": sealed.attach_target, "other": str(folder / "other.duckdb"),
         "target": str(folder / "target.txt"), "folder": str(folder),
         "dump": str(folder / "dump"), "parquet": str(folder / "outside.parquet"),
-    }
-
-
-def _files(folder: Path) -> dict[str, str]:
-    """sha256 of every file under ``folder``: any new, changed or removed file shows."""
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*")) if p.is_file()
     }
 
 
@@ -150,17 +159,17 @@ def _refused_in_one_line(err: str, reason: str = "nothing was run") -> None:
 
 @pytest.mark.parametrize(("template", "reason"), REFUSALS)
 def test_llem_query_refuses_and_leaves_every_file_alone(
-    folder: Path, template: str, reason: str, capsys: pytest.CaptureFixture[str],
+    sealed: StoreUnderTest, template: str, reason: str, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.chdir(folder)
-    sql = template.format(**_names(folder))
-    before = _files(folder)
-    assert main(["query", "--store", str(folder / "llem.duckdb"), sql]) == 2
+    monkeypatch.chdir(sealed.root)
+    sql = template.format(**_names(sealed))
+    before = sealed.state()
+    assert main(["query", "--store", sealed.store, sql]) == 2
     captured = capsys.readouterr()
     _refused_in_one_line(captured.err, reason)
     assert captured.out == ""
-    assert _files(folder) == before
+    assert sealed.state() == before
 
 
 @pytest.mark.parametrize("template", [
@@ -170,63 +179,63 @@ def test_llem_query_refuses_and_leaves_every_file_alone(
     "COPY results TO '{other}' (FORMAT csv)",
     "SELECT 1 -- a note\n; DELETE FROM results",
 ])
-def test_python_m_llem_query_refuses_too(folder: Path, template: str) -> None:
-    sql = template.format(**_names(folder))
-    before = _files(folder)
+def test_python_m_llem_query_refuses_too(sealed: StoreUnderTest, template: str) -> None:
+    sql = template.format(**_names(sealed))
+    before = sealed.state()
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     done = subprocess.run(
-        [sys.executable, "-m", "llem", "query", "--store", str(folder / "llem.duckdb"), sql],
-        capture_output=True, text=True, env=env, cwd=folder, timeout=120,
+        [sys.executable, "-m", "llem", "query", "--store", sealed.store, sql],
+        capture_output=True, text=True, env=env, cwd=sealed.root, timeout=120,
     )
     assert done.returncode == 2
     _refused_in_one_line(done.stderr)
     assert done.stdout == ""
-    assert _files(folder) == before
+    assert sealed.state() == before
 
 
 def test_sql_on_stdin_is_refused_the_same_way(
-    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    sealed: StoreUnderTest, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    before = _files(folder)
+    before = sealed.state()
     monkeypatch.setattr(sys, "stdin", io.StringIO("SELECT 1;\nDELETE FROM results;\n"))
-    assert main(["query", "--store", str(folder / "llem.duckdb"), "-"]) == 2
+    assert main(["query", "--store", sealed.store, "-"]) == 2
     _refused_in_one_line(capsys.readouterr().err)
-    assert _files(folder) == before
+    assert sealed.state() == before
 
 
 @pytest.mark.parametrize(("sql", "shown"), ALLOWED)
 def test_statements_that_only_read_work(
-    folder: Path, sql: str, shown: str, capsys: pytest.CaptureFixture[str]
+    sealed: StoreUnderTest, sql: str, shown: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    before = _files(folder)
-    assert main(["query", "--store", str(folder / "llem.duckdb"), "--format", "json", sql]) == 0
+    before = sealed.state()
+    assert main(["query", "--store", sealed.store, "--format", "json", sql]) == 0
     out = capsys.readouterr().out
     assert json.loads(out) and shown in out
-    assert _files(folder) == before
+    assert sealed.state() == before
 
 
 @pytest.mark.parametrize(("template", "reason"), REFUSALS)
 def test_the_python_api_refuses_the_same_statements(
-    folder: Path, template: str, reason: str
+    sealed: StoreUnderTest, template: str, reason: str
 ) -> None:
-    sql = template.format(**_names(folder))
-    before = _files(folder)
+    sql = template.format(**_names(sealed))
+    before = sealed.state()
     with pytest.raises(QueryError) as err:
-        run_query(folder / "llem.duckdb", sql)
+        run_query(sealed.store, sql)
     assert "\n" not in str(err.value) and reason in str(err.value)
-    conn = open_store_read_only(folder / "llem.duckdb")
+    conn = open_store_read_only(sealed.store)
     try:
         with pytest.raises(QueryError):
             execute(conn, sql)
     finally:
         conn.close()
-    assert _files(folder) == before
+    assert sealed.state() == before
 
 
-def test_user_sql_never_runs_on_a_connection_that_is_not_sealed(folder: Path) -> None:
+def test_user_sql_never_runs_on_a_connection_that_is_not_sealed(sealed: StoreUnderTest) -> None:
     """execute() checks the connection, so SQL handed to it cannot reach files or write."""
-    before = _files(folder)
-    plain = duckdb.connect(str(folder / "llem.duckdb"), read_only=True)
+    before = sealed.state()
+    plain = sealed.plain_read_only()
     try:
         assert not is_sealed(plain)
         with pytest.raises(QueryError, match="can write or reach files"):
@@ -235,14 +244,14 @@ def test_user_sql_never_runs_on_a_connection_that_is_not_sealed(folder: Path) ->
             list_results(plain)
     finally:
         plain.close()
-    exporting = open_store_read_only(folder / "llem.duckdb", export_dir=folder / "dump")
+    exporting = open_store_read_only(sealed.store, export_dir=sealed.root / "dump")
     try:
         assert not is_sealed(exporting)
         with pytest.raises(QueryError, match="can write or reach files"):
             execute(exporting, "SELECT count(*) FROM results")
     finally:
         exporting.close()
-    assert _files(folder) == before
+    assert sealed.state() == before
 
 
 @pytest.mark.parametrize("template", [
@@ -260,53 +269,54 @@ def test_user_sql_never_runs_on_a_connection_that_is_not_sealed(folder: Path) ->
     "PRAGMA profiling_output = '{folder}/profile.json'",
     "DELETE FROM results",
 ])
-def test_the_sealed_connection_itself_refuses(folder: Path, template: str) -> None:
+def test_the_sealed_connection_itself_refuses(sealed: StoreUnderTest, template: str) -> None:
     """DuckDB's own controls hold on this DuckDB even without llem's statement check."""
-    before = _files(folder)
-    conn = open_store_read_only(folder / "llem.duckdb")
+    before = sealed.state()
+    conn = open_store_read_only(sealed.store)
     try:
         assert is_sealed(conn)
         with pytest.raises(duckdb.Error):
-            conn.execute(template.format(**_names(folder))).fetchall()
+            conn.execute(template.format(**_names(sealed))).fetchall()
     finally:
         conn.close()
-    assert _files(folder) == before
+    assert sealed.state() == before
 
-def test_bare_enable_profiling_is_refused_by_the_statement_check(folder: Path) -> None:
+def test_bare_enable_profiling_is_refused_by_the_statement_check(sealed: StoreUnderTest) -> None:
     """DuckDB 1.5's configuration lock lets the bare ``PRAGMA enable_profiling`` through (it
     prints plans to the terminal; where they go cannot be changed), so llem's statement check
     is what refuses it."""
-    before = _files(folder)
-    code = main(["query", "--store", str(folder / "llem.duckdb"), "PRAGMA enable_profiling"])
+    before = sealed.state()
+    code = main(["query", "--store", sealed.store, "PRAGMA enable_profiling"])
     assert code == 2
-    assert _files(folder) == before
+    assert sealed.state() == before
 
 
 
-def test_the_export_connection_writes_only_into_its_folder(folder: Path, tmp_path: Path) -> None:
+def test_the_export_connection_writes_only_into_its_folder(sealed: StoreUnderTest,
+                                                          tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    before = _files(folder)
-    conn = open_store_read_only(folder / "llem.duckdb", export_dir=out)
+    before = sealed.state()
+    conn = open_store_read_only(sealed.store, export_dir=out)
     try:
         conn.execute(f"COPY results TO '{out}/r.csv' (FORMAT csv, HEADER)")
-        for sql in (f"COPY results TO '{folder}/x.csv'", f"COPY results TO '{out}/../x.csv'",
+        for sql in (f"COPY results TO '{sealed.root}/x.csv'", f"COPY results TO '{out}/../x.csv'",
                     "SELECT * FROM read_text('/etc/passwd')", "SET allowed_directories = ['/']"):
             with pytest.raises(duckdb.Error):
                 conn.execute(sql).fetchall()
     finally:
         conn.close()
     assert [p.name for p in out.iterdir()] == ["r.csv"] and not (tmp_path / "x.csv").exists()
-    assert _files(folder) == before
+    assert sealed.state() == before
 
 
-def test_llem_export_still_writes_files(folder: Path, tmp_path: Path) -> None:
-    before = _files(folder)
+def test_llem_export_still_writes_files(sealed: StoreUnderTest, tmp_path: Path) -> None:
+    before = sealed.state()
     out = tmp_path / "export"
-    assert main(["export", "--store", str(folder / "llem.duckdb"), "--out", str(out)]) == 0
+    assert main(["export", "--store", sealed.store, "--out", str(out)]) == 0
     assert (out / "process_results.parquet").is_file() and any((out / "results").rglob("*"))
     assert not list(tmp_path.glob(".export.tmp-*"))
-    assert _files(folder) == before
+    assert sealed.state() == before
 
 
 @pytest.mark.parametrize("argv", [
@@ -316,16 +326,16 @@ def test_llem_export_still_writes_files(folder: Path, tmp_path: Path) -> None:
     ["results", "compare", "v2-dec", "' OR 1=1; DROP TABLE results; --"],
 ])
 def test_llem_results_filters_stay_values(
-    folder: Path, argv: list[str], capsys: pytest.CaptureFixture[str],
+    sealed: StoreUnderTest, argv: list[str], capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Filters and ids are bound as values on the sealed connection, never run as SQL."""
-    monkeypatch.chdir(folder)
-    before = _files(folder)
-    code = main([*argv, "--store", str(folder / "llem.duckdb"), "--format", "json"])
+    monkeypatch.chdir(sealed.root)
+    before = sealed.state()
+    code = main([*argv, "--store", sealed.store, "--format", "json"])
     captured = capsys.readouterr()
     if argv[1] == "list":
         assert code == 0 and json.loads(captured.out) == []
     else:
         assert code == 2 and "no result with id" in captured.err
-    assert _files(folder) == before
+    assert sealed.state() == before
