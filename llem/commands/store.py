@@ -1,4 +1,5 @@
-"""``llem store history``: the store's ingest batches, the states ``--as-of`` can name."""
+"""``llem store history``: the store's ingest batches, the states ``--as-of`` can name;
+``llem store clean``: delete the data files killed ingests left in a DuckLake."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import sys
 
 from llem.commands._store_args import add_store_options, notify
 from llem.store import QUERY_FORMATS
+from llem.store.lake import DEFAULT_ORPHAN_AGE_SEC
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("store", help="About the result store itself: its history.")
+    parser = subparsers.add_parser(
+        "store", help="About the result store itself: its history, its upkeep."
+    )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     history = actions.add_parser(
         "history",
@@ -23,7 +27,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     history.add_argument(
         "--format", choices=QUERY_FORMATS, default="table", help="Output format (default: table)."
     )
-    parser.set_defaults(func=_store)
+    history.set_defaults(func=_store)
+
+    clean = actions.add_parser(
+        "clean",
+        help="Delete the Parquet files killed ingests left in a DuckLake's data folder.",
+        description="Delete the data files of a DuckLake store that no snapshot names (left "
+        "by ingests killed before their commit), under the ingest lock. Files of committed "
+        "snapshots are never deleted, so --as-of keeps working. A DuckDB file store has "
+        "nothing to clean.",
+    )
+    add_store_options(clean)
+    clean.add_argument(
+        "--older-than",
+        type=float,
+        default=DEFAULT_ORPHAN_AGE_SEC,
+        metavar="SEC",
+        dest="older_than_sec",
+        help="Only files last modified at least this many seconds ago, so that an ingest "
+        f"still writing keeps its files (default: {DEFAULT_ORPHAN_AGE_SEC:g}; 0: every orphan).",
+    )
+    clean.add_argument(
+        "--dry-run", action="store_true", help="List the files that would go; delete nothing."
+    )
+    clean.set_defaults(func=_clean)
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from llem.store.maintenance import clean_store
+
+    report = clean_store(args.store, older_than_sec=args.older_than_sec, dry_run=args.dry_run,
+                         lock_timeout_sec=args.lock_timeout_sec, notify=notify)
+    for path in report.files:
+        print(path)
+    print(report.summary())
+    return 0
 
 
 def _store(args: argparse.Namespace) -> int:
