@@ -34,13 +34,14 @@ from tests import documents  # noqa: E402
 TARGET_SEC = 10.0
 
 
-def make_documents(count: int) -> list[dict]:
-    """``count`` distinct v3 aggregated results (2 processes each) over 10 models."""
+def make_documents(count: int, run_id: str = "run1") -> list[dict]:
+    """``count`` distinct v3 aggregated results (2 processes each) over 10 models; results of
+    different ``run_id``s have different ids."""
     template = documents.v3_aggregated()
     out = []
     for i in range(count):
         doc = json.loads(json.dumps(template))
-        experiment_id = f"bench/run1/exp-{i:05d}"
+        experiment_id = f"bench/{run_id}/exp-{i:05d}"
         doc["experiment_id"] = experiment_id
         doc["model_name"] = f"org/model-{i % 10}"
         doc["total_energy_j"] = 300.0 + (i % 97)

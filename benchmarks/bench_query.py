@@ -57,6 +57,12 @@ _ENV = (
 def fill(store: Path, count: int) -> None:
     """``count`` result rows through the real DDL, made by SQL (no files involved)."""
     conn = open_store(store)
+    insert_results(conn, count)
+    conn.close()
+
+
+def insert_results(conn: duckdb.DuckDBPyConnection, count: int) -> None:
+    """Insert ``count`` synthetic result rows into the store open on ``conn``."""
     conn.execute(
         f"""
         INSERT INTO results BY NAME
@@ -90,7 +96,6 @@ def fill(store: Path, count: int) -> None:
         FROM range({count}) t(i)
         """
     )
-    conn.close()
 
 
 def median_ms(run, repeats: int) -> float:

@@ -19,6 +19,7 @@ from typing import NoReturn
 import pytest
 
 from tests.postgres import PostgresServer, available
+from tests.store_kinds import KINDS, StoreUnderTest, make_store
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
@@ -59,3 +60,11 @@ def lake_store(postgres: PostgresServer, tmp_path: Path) -> Iterator[str]:
     data_path.mkdir()
     yield postgres.lake_url(dbname, data_path)
     postgres.drop_database(dbname)
+
+
+@pytest.fixture(params=KINDS)
+def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUnderTest:
+    """An empty store of each kind (a DuckDB file, a DuckLake) under the test's folder."""
+    root = tmp_path / "store"
+    root.mkdir()
+    return make_store(request.param, root, request)

@@ -15,12 +15,20 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from llem.store.lake import connect_lake
+from llem.store_address import LakeAddress, parse_store_address
+
 from . import documents as docs
 
 
-def fetch_all(store: Path, sql: str) -> list[tuple]:
-    """Rows of ``sql`` run on the store, opened read-only as a user's query would."""
-    conn = duckdb.connect(str(store), read_only=True)
+def fetch_all(store: str | Path, sql: str) -> list[tuple]:
+    """Rows of ``sql`` run on the store (a file, or a DuckLake address), opened read-only
+    by DuckDB itself, not through llem's reading path."""
+    address = parse_store_address(store)
+    if isinstance(address, LakeAddress):
+        conn = connect_lake(address, read_only=True)
+    else:
+        conn = duckdb.connect(str(address), read_only=True)
     try:
         return conn.execute(sql).fetchall()
     finally:

@@ -29,7 +29,7 @@ from llem.errors import StoreError
 from llem.store.as_of import AsOf, parse_as_of, pin_as_of
 from llem.store.ddl import STORE_SCHEMA_VERSION, TABLES, VIEWS, create_table_sql
 from llem.store.lake import (
-    batch_snapshot,
+    batch_commit,
     connect_lake,
     ingest_lock,
     lake_data_path,
@@ -197,8 +197,9 @@ def _open_lake_read_only(address: LakeAddress, export_dir: Path | None,
                          pinned: AsOf | None) -> duckdb.DuckDBPyConnection:
     """A DuckLake attached read-only (at a snapshot, if pinned), then sealed."""
     snapshot = pinned.snapshot if pinned is not None else None
+    copied = False
     if pinned is not None and pinned.batch_id is not None:
-        snapshot = _snapshot_of_batch(address, pinned.batch_id)
+        snapshot, copied = _snapshot_of_batch(address, pinned.batch_id)
     config = {"python_enable_replacements": False}
     conn = connect_lake(address, read_only=True, snapshot=snapshot,
                         snapshot_time=pinned.time if pinned is not None else None,
@@ -206,16 +207,20 @@ def _open_lake_read_only(address: LakeAddress, export_dir: Path | None,
     try:
         _seal(conn, export_dir, lake_data_path(conn))
         _check_readable_version(conn, address)
+        if copied and pinned is not None and pinned.batch_id is not None:
+            # The copy's snapshot holds the batches copied after this one too: cut there.
+            pin_as_of(conn, address, pinned.batch_id)
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def _snapshot_of_batch(address: LakeAddress, batch_id: str) -> int:
+def _snapshot_of_batch(address: LakeAddress, batch_id: str) -> tuple[int, bool]:
+    """The snapshot ``batch_id`` committed in, and whether a store copy brought it."""
     conn = connect_lake(address, read_only=True)
     try:
-        snapshot = batch_snapshot(conn, batch_id)
+        snapshot = batch_commit(conn, batch_id)
     except duckdb.Error as exc:
         raise lake_error(address, exc, "cannot read store") from exc
     finally:

@@ -13,7 +13,7 @@ import duckdb
 
 from llem.errors import StoreError
 from llem.store.as_of import BATCH_ORDER
-from llem.store.lake import CATALOG, is_lake_connection
+from llem.store.lake import CATALOG, is_lake_connection, names_batch
 from llem.store.query import QueryResult, execute
 
 #: Columns of ``llem results list``, most wanted first (a narrow terminal loses the last).
@@ -70,14 +70,16 @@ def list_results(
 
 def batch_history(conn: duckdb.DuckDBPyConnection) -> QueryResult:
     """Every ingest batch, oldest first, in the commit order ``--as-of`` cuts in; on a
-    DuckLake, led by the snapshot each batch committed as (what ``--as-of`` also takes)."""
+    DuckLake, led by the snapshot each batch committed as (what ``--as-of`` also takes;
+    batches brought by one ``llem store copy`` share its snapshot)."""
     columns = ", ".join(f"b.{name}" for name in HISTORY_COLUMNS)
     if not is_lake_connection(conn):
         return execute(conn, f"SELECT {columns} FROM ingest_batches b ORDER BY {BATCH_ORDER}")
     return execute(
         conn,
         f"SELECT s.snapshot_id, {columns} FROM ingest_batches b "
-        f"LEFT JOIN {CATALOG}.snapshots() s ON s.commit_extra_info = b.batch_id "
+        f"LEFT JOIN {CATALOG}.snapshots() s "
+        f"ON {names_batch('s.commit_extra_info', 'b.batch_id')} "
         "ORDER BY s.snapshot_id NULLS LAST, b.committed_at, b.batch_id",
     )
 

@@ -16,6 +16,7 @@ Readers take no lock and never wait: each reads the last committed snapshot.
 from __future__ import annotations
 
 import importlib.util
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -201,10 +202,39 @@ def tag_commit(conn: duckdb.DuckDBPyConnection, batch_id: str, author: str | Non
     )
 
 
-def batch_snapshot(conn: duckdb.DuckDBPyConnection, batch_id: str) -> int | None:
-    """The snapshot an ingest batch committed as, or None if no snapshot names it."""
+def tag_copy(conn: duckdb.DuckDBPyConnection, batch_ids: list[str], author: str | None,
+             source: str) -> None:
+    """Name the snapshot the open transaction will commit after the batches a copy brings
+    (``llem store copy``): its extra info is their ids as a JSON list, in commit order."""
+    conn.execute(
+        f"CALL {CATALOG}.set_commit_message(?, ?, extra_info => ?)",
+        [author or "", f"llem store copy of {len(batch_ids)} batches from {source}",
+         json.dumps(batch_ids)],
+    )
+
+
+def names_batch(extra_info: str, batch_id: str) -> str:
+    """SQL that is true when a snapshot whose ``commit_extra_info`` is the expression
+    ``extra_info`` holds the batch ``batch_id`` (an expression): an ingest's snapshot names
+    its batch, a copy's snapshot lists the batches it brought (:func:`tag_copy`)."""
+    return (f"(CASE WHEN starts_with({extra_info}, '[') "
+            f"THEN list_contains(from_json({extra_info}, '[\"VARCHAR\"]'), {batch_id}) "
+            f"ELSE {extra_info} = {batch_id} END)")
+
+
+def batch_commit(conn: duckdb.DuckDBPyConnection, batch_id: str) -> tuple[int, bool] | None:
+    """The snapshot an ingest batch committed in, and whether a copy brought it there along
+    with other batches (then that snapshot holds the batches after it too); None if no
+    snapshot holds it."""
     row = conn.execute(
-        f"SELECT max(snapshot_id) FROM {CATALOG}.snapshots() WHERE commit_extra_info = ?",
+        f"SELECT snapshot_id, starts_with(commit_extra_info, '[') FROM {CATALOG}.snapshots() "
+        f"WHERE {names_batch('commit_extra_info', '$1')} ORDER BY snapshot_id DESC LIMIT 1",
         [batch_id],
     ).fetchone()
-    return None if row is None or row[0] is None else int(row[0])
+    return None if row is None else (int(row[0]), bool(row[1]))
+
+
+def batch_snapshot(conn: duckdb.DuckDBPyConnection, batch_id: str) -> int | None:
+    """The snapshot an ingest batch committed as, or None if no snapshot names it."""
+    found = batch_commit(conn, batch_id)
+    return None if found is None else found[0]

@@ -14,25 +14,26 @@ from llem.store.ingest import ingest_paths
 from llem.store.query import QueryError
 from tests import documents as docs
 from tests import store_documents as sdocs
-from tests.store.test_query_sealed import REFUSALS, _files, _names, folder  # noqa: F401
+from tests.store.test_query_sealed import REFUSALS, _names, sealed  # noqa: F401
+from tests.store_kinds import StoreUnderTest
 
 
 @pytest.mark.parametrize(("template", "reason"), REFUSALS)
-def test_sql_refuses_what_llem_query_refuses(folder: Path, template: str, reason: str  # noqa: F811
-                                              ) -> None:
-    sql = template.format(**_names(folder))
-    before = _files(folder)
+def test_sql_refuses_what_llem_query_refuses(sealed: StoreUnderTest,  # noqa: F811
+                                              template: str, reason: str) -> None:
+    sql = template.format(**_names(sealed))
+    before = sealed.state()
     # refused statements never run; a file read is refused by the sealed connection, at the
     # latest when the relation is read
     refusal = QueryError if reason == "nothing was run" else (QueryError, duckdb.Error)
-    with llem.open_store(folder / "llem.duckdb") as store, pytest.raises(refusal) as err:
+    with llem.open_store(sealed.store) as store, pytest.raises(refusal) as err:
         store.sql(sql).fetchall()
     assert reason in str(err.value)
-    assert _files(folder) == before
+    assert sealed.state() == before
 
 
-def test_sql_gives_a_relation_in_every_form(folder: Path) -> None:  # noqa: F811
-    with llem.open_store(folder / "llem.duckdb") as store:
+def test_sql_gives_a_relation_in_every_form(sealed: StoreUnderTest) -> None:  # noqa: F811
+    with llem.open_store(sealed.store) as store:
         relation = store.sql("SELECT result_id, total_energy_j FROM results "
                              "WHERE source_format = ? ORDER BY result_id", ["v2_aggregated"])
         assert isinstance(relation, duckdb.DuckDBPyRelation)
@@ -43,14 +44,15 @@ def test_sql_gives_a_relation_in_every_form(folder: Path) -> None:  # noqa: F811
         store.sql("SELECT 1")
 
 
-def test_results_filters_are_values(tmp_path: Path) -> None:
+def test_results_filters_are_values(tmp_path: Path,
+                                    empty_store: StoreUnderTest) -> None:
     llem_doc = sdocs.renamed(docs.v3_aggregated(), "camp/run1/exp")
     llem_doc.update(campaign="camp", run_id="run1")
     other = sdocs.renamed(docs.v3_aggregated(), "camp/run2/exp")
     other.update(campaign="camp", run_id="run2", energy_source="estimate")
     paths = [docs.write(tmp_path, "a.json", llem_doc), docs.write(tmp_path, "b.json", other),
              docs.write(tmp_path, "up.json", docs.upstream("gpt2_transformers_v2.0.json"))]
-    store_path = tmp_path / "s.duckdb"
+    store_path = empty_store.store
     assert ingest_paths(paths, store_path).ok
     with llem.open_store(store_path) as store:
         everything = store.results()

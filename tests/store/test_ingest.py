@@ -12,18 +12,20 @@ from llem.store.ingest import ALREADY_PRESENT, NEW, REFUSED, ingest_paths
 from tests import documents as docs
 from tests import store_documents as sdocs
 from tests.store_documents import fetch_all
+from tests.store_kinds import StoreUnderTest
 
 
-def _one(store: Path, sql: str):
+def _one(store: str, sql: str):
     return fetch_all(store, sql)[0][0]
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Path:
-    return tmp_path / "store" / "llem.duckdb"
+def store(empty_store: StoreUnderTest) -> str:
+    """A new store of each kind (a DuckDB file, a DuckLake): ingest behaves the same."""
+    return empty_store.store
 
 
-def test_every_format_lands_with_its_rows(tmp_path: Path, store: Path) -> None:
+def test_every_format_lands_with_its_rows(tmp_path: Path, store: str) -> None:
     documents = sdocs.every_format()
     files = sdocs.write_all(tmp_path / "in", documents)
     report = ingest_paths(files, store)
@@ -75,7 +77,7 @@ def test_every_format_lands_with_its_rows(tmp_path: Path, store: Path) -> None:
     assert json.loads(kept) == documents["v2_dec_aggregated"]
 
 
-def test_derived_columns_follow_the_definitions(tmp_path: Path, store: Path) -> None:
+def test_derived_columns_follow_the_definitions(tmp_path: Path, store: str) -> None:
     files = sdocs.write_all(tmp_path, sdocs.every_format())
     ingest_paths(files, store)
     row = fetch_all(store, "SELECT model_name, output_tokens, energy_per_output_token_j, "
@@ -103,7 +105,7 @@ def test_derived_columns_follow_the_definitions(tmp_path: Path, store: Path) -> 
                      pytest.approx(228.03882500813023 / 1920))
 
 
-def test_later_line_2_0_takes_model_from_effective_config(tmp_path: Path, store: Path) -> None:
+def test_later_line_2_0_takes_model_from_effective_config(tmp_path: Path, store: str) -> None:
     path = docs.write(tmp_path, "r.json", docs.upstream("gpt2_pytorch_v2.0.json"))
     ingest_paths([path], store)
     assert fetch_all(store, "SELECT model_name, source_schema_version, precision FROM results") == [
@@ -115,7 +117,7 @@ def test_later_line_2_0_takes_model_from_effective_config(tmp_path: Path, store:
     assert _one(store, "SELECT gpu_name FROM results") == "NVIDIA A100-PCIE-40GB"
 
 
-def test_unmeasured_energy_of_v2_is_null_with_reason(tmp_path: Path, store: Path) -> None:
+def test_unmeasured_energy_of_v2_is_null_with_reason(tmp_path: Path, store: str) -> None:
     doc = sdocs.renamed(docs.v2_aggregated_jan2026(), "failed")
     doc["energy_tracking_failed"] = True
     doc["total_energy_j"] = 0.0
@@ -143,7 +145,7 @@ def test_unmeasured_energy_of_v2_is_null_with_reason(tmp_path: Path, store: Path
 
 
 def test_unmeasured_energy_of_the_later_line_is_null_with_reason(tmp_path: Path,
-                                                               store: Path) -> None:
+                                                               store: str) -> None:
     doc = docs.upstream("gpt2_pytorch_v2.0.json")
     doc["total_energy_j"] = 0.0
     ingest_paths([docs.write(tmp_path, "r.json", doc)], store)
@@ -153,7 +155,7 @@ def test_unmeasured_energy_of_the_later_line_is_null_with_reason(tmp_path: Path,
     assert "recorded 0 J" in row[3]
 
 
-def test_reingesting_is_a_no_op(tmp_path: Path, store: Path) -> None:
+def test_reingesting_is_a_no_op(tmp_path: Path, store: str) -> None:
     files = sdocs.write_all(tmp_path, sdocs.every_format())
     ingest_paths(files, store)
     before = fetch_all(store, "SELECT count(*), sum(total_energy_j) FROM results")
@@ -218,11 +220,11 @@ def _no_result(tmp_path: Path) -> Path:
     ],
 )
 def test_bad_files_are_refused_whole_and_good_ones_land(
-    tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str], make_bad, words: str
+    tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str], make_bad, words: str
 ) -> None:
     bad = make_bad(tmp_path)
     good = docs.write(tmp_path, "good.json", docs.v3_aggregated())
-    status = main(["ingest", "--store", str(store), str(bad), str(good)])
+    status = main(["ingest", "--store", store, str(bad), str(good)])
     captured = capsys.readouterr()
     assert status == 1
     refusals = [line for line in captured.err.splitlines() if "refused" in line]
@@ -233,29 +235,29 @@ def test_bad_files_are_refused_whole_and_good_ones_land(
     assert _one(store, "SELECT files_refused FROM ingest_batches") == 1
 
 
-def test_only_bad_files_store_nothing(tmp_path: Path, store: Path) -> None:
+def test_only_bad_files_store_nothing(tmp_path: Path, store: str) -> None:
     report = ingest_paths([_wrong_type(tmp_path)], store)
     assert not report.ok and report.batch_id is None
     for table in ("documents", "results", "process_results", "ingest_batches"):
         assert _one(store, f"SELECT count(*) FROM {table}") == 0
 
 
-def test_strict_refuses_the_whole_call(tmp_path: Path, store: Path,
+def test_strict_refuses_the_whole_call(tmp_path: Path, store: str,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     good = docs.write(tmp_path, "good.json", docs.v3_aggregated())
     bad = _missing_field(tmp_path)
     receipt = tmp_path / "receipt.json"
-    status = main(["ingest", "--strict", "--store", str(store), "--receipt", str(receipt),
+    status = main(["ingest", "--strict", "--store", store, "--receipt", str(receipt),
                    str(good), str(bad)])
     assert status == 1
     assert "0 new, 0 already present, 2 refused" in capsys.readouterr().out
     assert _one(store, "SELECT count(*) FROM documents") == 0
     assert not receipt.exists()
-    assert main(["ingest", "--strict", "--store", str(store), str(good)]) == 0
+    assert main(["ingest", "--strict", "--store", store, str(good)]) == 0
 
 
 def test_one_measurement_in_two_formats_is_stored_once(
-    tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The earlier tool wrote the same run in its "2.0" and "3.0" shapes: one measurement."""
     first = docs.write(tmp_path, "a.json", docs.upstream("gpt2_pytorch_v2.0.json"))
@@ -277,7 +279,7 @@ def test_one_measurement_in_two_formats_is_stored_once(
 
 
 def test_a_different_measurement_under_a_stored_id_is_refused(
-    tmp_path: Path, store: Path
+    tmp_path: Path, store: str
 ) -> None:
     first = docs.write(tmp_path, "a.json", docs.upstream("gpt2_pytorch_v2.0.json"))
     changed = docs.upstream("gpt2_transformers_v2.0.json")
@@ -296,7 +298,7 @@ def test_a_different_measurement_under_a_stored_id_is_refused(
     assert "earlier file of this call" in both.files[1].reason
 
 
-def test_the_same_result_met_in_two_files_is_stored_once(tmp_path: Path, store: Path) -> None:
+def test_the_same_result_met_in_two_files_is_stored_once(tmp_path: Path, store: str) -> None:
     folder = tmp_path / "exp"
     result = sdocs.v3_result_with_timeseries(folder, "c/r/e1")
     raws = sorted((folder / "raw").glob("*.json"))
@@ -314,7 +316,7 @@ def test_the_same_result_met_in_two_files_is_stored_once(tmp_path: Path, store: 
     assert _one(store, "SELECT count(*) FROM timeseries") == 10
 
 
-def test_timeseries_named_by_a_result_are_ingested(tmp_path: Path, store: Path) -> None:
+def test_timeseries_named_by_a_result_are_ingested(tmp_path: Path, store: str) -> None:
     result = sdocs.v3_result_with_timeseries(tmp_path / "exp", "c/r/ts", samples=7)
     report = ingest_paths([result], store)
     assert report.timeseries_rows_added == 14
@@ -327,7 +329,7 @@ def test_timeseries_named_by_a_result_are_ingested(tmp_path: Path, store: Path) 
 
 
 def test_a_missing_timeseries_file_is_a_warning_and_is_recorded(
-    tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     result = sdocs.v3_result_with_timeseries(tmp_path / "exp", "c/r/gone")
     gone = tmp_path / "exp" / "timeseries" / "process_1.parquet"
@@ -335,7 +337,7 @@ def test_a_missing_timeseries_file_is_a_warning_and_is_recorded(
     # validate and ingest give the same verdict: valid, with the same warning
     assert main(["validate", str(result)]) == 0
     assert "process_1.parquet is missing" in capsys.readouterr().err
-    assert main(["ingest", "--store", str(store), str(result)]) == 0
+    assert main(["ingest", "--store", store, str(result)]) == 0
     assert "warning" in capsys.readouterr().err
     assert _one(store, "SELECT count(*) FROM results") == 1
     missing = _one(store, "SELECT timeseries_missing FROM results")
@@ -346,7 +348,7 @@ def test_a_missing_timeseries_file_is_a_warning_and_is_recorded(
 
 
 def test_validate_refuses_what_ingest_refuses(
-    tmp_path: Path, store: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A schema-valid file that cannot be stored (a broken time-series file it names) is
     invalid for validate too."""
@@ -354,11 +356,11 @@ def test_validate_refuses_what_ingest_refuses(
     (tmp_path / "exp" / "timeseries" / "process_0.parquet").write_bytes(b"not parquet")
     assert main(["validate", str(result)]) == 1
     assert "not valid Parquet" in capsys.readouterr().err
-    assert main(["ingest", "--store", str(store), str(result)]) == 1
+    assert main(["ingest", "--store", store, str(result)]) == 1
     assert "not valid Parquet" in capsys.readouterr().err
 
 
-def test_folders_are_walked_and_non_results_skipped(tmp_path: Path, store: Path) -> None:
+def test_folders_are_walked_and_non_results_skipped(tmp_path: Path, store: str) -> None:
     exp = tmp_path / "results" / "camp"
     sdocs.v3_result_with_timeseries(exp / "e1", "camp/run1/e1")
     docs.write(exp / "e1", "environment.json", {"cpu": {"platform": "Linux"}})
@@ -379,10 +381,10 @@ def test_folders_are_walked_and_non_results_skipped(tmp_path: Path, store: Path)
     assert _one(store, "SELECT count(*) FROM process_results") == 2
 
 
-def test_receipt_is_written_after_the_commit(tmp_path: Path, store: Path) -> None:
+def test_receipt_is_written_after_the_commit(tmp_path: Path, store: str) -> None:
     files = sdocs.write_all(tmp_path / "in", sdocs.every_format())
     receipt = tmp_path / "results" / "camp" / "run1" / "ingest.json"
-    status = main(["ingest", "--store", str(store), "--receipt", str(receipt),
+    status = main(["ingest", "--store", store, "--receipt", str(receipt),
                    *map(str, files)])
     assert status == 0
     data = json.loads(receipt.read_text())
@@ -393,18 +395,18 @@ def test_receipt_is_written_after_the_commit(tmp_path: Path, store: Path) -> Non
         (data["batch_id"], len(files))
     ]
     # an ingest with nothing new still succeeds and says so
-    assert main(["ingest", "--store", str(store), "--receipt", str(receipt), str(files[0])]) == 0
+    assert main(["ingest", "--store", store, "--receipt", str(receipt), str(files[0])]) == 0
     again = json.loads(receipt.read_text())
     assert again["batch_id"] is None and again["counts"]["already_present"] == 1
 
 
-def test_missing_path_is_refused(tmp_path: Path, store: Path) -> None:
+def test_missing_path_is_refused(tmp_path: Path, store: str) -> None:
     report = ingest_paths([tmp_path / "nope.json"], store)
     assert report.files[0].status == REFUSED and "no such file" in report.files[0].reason
 
 
 def test_imported_rows_have_precision_batch_size_and_provenance(
-    tmp_path: Path, store: Path
+    tmp_path: Path, store: str
 ) -> None:
     upstream_v3 = sdocs.renamed(docs.upstream_v3_aggregated(), "up-v3")
     v2 = sdocs.renamed(docs.v2_aggregated_jan2026(), "v2-precision")
