@@ -1,5 +1,6 @@
 """``llem store``: about the result store itself: ``history`` (its ingest batches, the states
-``--as-of`` can name) and ``copy`` (its history into another store)."""
+``--as-of`` can name), ``copy`` (its history into another store) and ``clean`` (the data
+files killed ingests left in a DuckLake)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,14 @@ import sys
 from llem.commands._store_args import add_store_options, notify
 from llem.constants import DEFAULT_STORE_PATH
 from llem.store import QUERY_FORMATS
+from llem.store.lake import DEFAULT_ORPHAN_AGE_SEC
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
 from llem.store_address import LAKE_SCHEME
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "store", help="About the result store itself: its history, copying it.")
+        "store", help="About the result store itself: its history, copying it, its upkeep.")
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     history = actions.add_parser(
         "history",
@@ -30,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     history.set_defaults(func=_history)
     _register_copy(actions)
+    _register_clean(actions)
 
 
 def _register_copy(actions: argparse._SubParsersAction) -> None:
@@ -56,6 +59,42 @@ def _register_copy(actions: argparse._SubParsersAction) -> None:
         f"(default: {DEFAULT_LOCK_TIMEOUT_SEC:g}).",
     )
     copy.set_defaults(func=_copy)
+
+
+def _register_clean(actions: argparse._SubParsersAction) -> None:
+    clean = actions.add_parser(
+        "clean",
+        help="Delete the Parquet files killed ingests left in a DuckLake's data folder.",
+        description="Delete the data files of a DuckLake store that no snapshot names (left "
+        "by ingests killed before their commit), under the ingest lock. Files of committed "
+        "snapshots are never deleted, so --as-of keeps working. A DuckDB file store has "
+        "nothing to clean.",
+    )
+    add_store_options(clean)
+    clean.add_argument(
+        "--older-than",
+        type=float,
+        default=DEFAULT_ORPHAN_AGE_SEC,
+        metavar="SEC",
+        dest="older_than_sec",
+        help="Only files last modified at least this many seconds ago, so that an ingest "
+        f"still writing keeps its files (default: {DEFAULT_ORPHAN_AGE_SEC:g}; 0: every orphan).",
+    )
+    clean.add_argument(
+        "--dry-run", action="store_true", help="List the files that would go; delete nothing."
+    )
+    clean.set_defaults(func=_clean)
+
+
+def _clean(args: argparse.Namespace) -> int:
+    from llem.store.maintenance import clean_store
+
+    report = clean_store(args.store, older_than_sec=args.older_than_sec, dry_run=args.dry_run,
+                         lock_timeout_sec=args.lock_timeout_sec, notify=notify)
+    for path in report.files:
+        print(path)
+    print(report.summary())
+    return 0
 
 
 def _history(args: argparse.Namespace) -> int:

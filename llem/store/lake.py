@@ -47,6 +47,10 @@ INGEST_LOCK_KEY = 0x6C6C656D_696E6773  # "llemings"
 
 _POLL_INTERVAL_SEC = 0.05
 
+#: Data files younger than this may be an ingest's still writing: ``llem store clean`` leaves
+#: them by default (see :mod:`llem.store.maintenance`).
+DEFAULT_ORPHAN_AGE_SEC = 3600.0
+
 #: Settings of every DuckLake connection: nothing is installed or loaded on demand.
 _BASE_CONFIG: dict[str, str | bool | int] = {
     "autoinstall_known_extensions": False,

@@ -1,10 +1,11 @@
 """A real one-node SLURM: a small campaign through `snakemake --executor slurm`.
 
-The test starts munged, slurmctld and slurmd itself (tests/slurm/start.sh: one node, one
-fake GPU through gres, accounting off), runs a two-experiment campaign on the tiny model with
-the workflow's SLURM profile, checks every result and the store, and stops exactly the
-daemons it started, by PID. It needs root (slurmd does) and the Debian packages slurm-wlm and
-munge.
+Each test starts munged, slurmctld and slurmd itself (tests/slurm/start.sh: one node, one
+fake GPU through gres, accounting off), runs a campaign on the tiny model with the workflow's
+SLURM profile, checks every result and the store, and stops exactly the daemons it started,
+by PID: two experiments into the default DuckDB file store, and one into a DuckLake store
+named with ``--config store=URL`` (its catalog in the test PostgreSQL). They need root
+(slurmd does) and the Debian packages slurm-wlm and munge.
 """
 
 from __future__ import annotations
@@ -67,7 +68,10 @@ def _logs(state: Path) -> str:
     )
 
 
-def test_campaign_runs_on_slurm(tmp_path: Path, slurm_cluster: Path) -> None:
+def _run_on_slurm(tmp_path: Path, slurm_conf: Path, batch_sizes: list[int],
+                  *config: str) -> tuple[Path, list[str], str]:
+    """Run the campaign ``onslurm`` (one experiment per batch size) through the SLURM
+    executor; returns the working folder, the experiment names and Snakemake's output."""
     from llem.inference.tiny import build_tiny_model
 
     model_dir = build_tiny_model(tmp_path / "tiny")
@@ -76,12 +80,12 @@ def test_campaign_runs_on_slurm(tmp_path: Path, slurm_cluster: Path) -> None:
     defaults = tiny_defaults(model_dir, prompts)
     defaults["device"] = "auto"  # asks for a GPU: the node's fake gres GPU is allocated
     data = {"campaign": "onslurm", "run_id": "run1", "defaults": defaults,
-            "sweep": {"batching.batch_size": [1, 2]}}
+            "sweep": {"batching.batch_size": batch_sizes}}
     configfile = write_campaign(tmp_path / "campaign.yaml", data)
     workdir = tmp_path / "work"
     workdir.mkdir()
 
-    env = {**os.environ, "SLURM_CONF": str(slurm_cluster), "OMP_NUM_THREADS": "1",
+    env = {**os.environ, "SLURM_CONF": str(slurm_conf), "OMP_NUM_THREADS": "1",
            "TOKENIZERS_PARALLELISM": "false"}
     command = [
         sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
@@ -91,13 +95,18 @@ def test_campaign_runs_on_slurm(tmp_path: Path, slurm_cluster: Path) -> None:
         "--slurm-no-account", "--slurm-status-command", "squeue",
         "--slurm-init-seconds-before-status-checks", "1",
     ]
+    if config:
+        command += ["--config", *config]
     proc = subprocess.run(command, cwd=workdir, env=env, capture_output=True, text=True,
                           timeout=900, check=False)
     out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-6000:] + _logs(slurm_cluster.parent)
+    assert proc.returncode == 0, out[-6000:] + _logs(slurm_conf.parent)
     assert "submitted with SLURM jobid" in out
+    return workdir, [f"exp_batch_size-{size}" for size in batch_sizes], out
 
-    names = ["exp_batch_size-1", "exp_batch_size-2"]
+
+def _check_results(workdir: Path, names: list[str]) -> None:
+    """Each experiment's result is complete and was measured inside a SLURM allocation."""
     for name in names:
         result = load_result(workdir / result_path("onslurm", "run1", name))
         assert result.experiment_id == f"onslurm/run1/{name}"
@@ -109,6 +118,38 @@ def test_campaign_runs_on_slurm(tmp_path: Path, slurm_cluster: Path) -> None:
         assert environment["slurm_job_id"]
         assert environment["cuda_visible_devices"] is not None
     assert (workdir / receipt_path("onslurm", "run1")).is_file()
+
+
+def test_campaign_runs_on_slurm(tmp_path: Path, slurm_cluster: Path) -> None:
+    workdir, names, _ = _run_on_slurm(tmp_path, slurm_cluster, [1, 2])
+
+    _check_results(workdir, names)
     assert store_experiments(workdir / "results/llem.duckdb") == [
         f"onslurm/run1/{n}" for n in names
     ]
+
+
+def test_campaign_on_slurm_ingests_into_a_ducklake_store(
+        tmp_path: Path, slurm_cluster: Path, lake_store: str) -> None:
+    # One experiment keeps it short; the store is set as users set it, on the command line.
+    workdir, names, _ = _run_on_slurm(tmp_path, slurm_cluster, [1], f"store={lake_store}")
+
+    _check_results(workdir, names)
+    assert not (workdir / "results/llem.duckdb").exists()
+    listing = _llem("results", "list", "--store", lake_store, "--campaign", "onslurm",
+                    "--format", "json")
+    assert sorted(row["batch_size"] for row in listing) == [1]
+    stored = _llem("query", "--store", lake_store, "--format", "json",
+                   "SELECT experiment_id FROM results ORDER BY experiment_id")
+    assert stored == [{"experiment_id": f"onslurm/run1/{n}"} for n in names]
+    receipt = json.loads((workdir / receipt_path("onslurm", "run1")).read_text())
+    [batch] = _llem("store", "history", "--store", lake_store, "--format", "json")
+    assert batch["batch_id"] == receipt["batch_id"] and batch["snapshot_id"] is not None
+
+
+def _llem(*args: str) -> list[dict]:
+    """The JSON rows a store command prints."""
+    done = subprocess.run([sys.executable, "-m", "llem", *args], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
