@@ -56,17 +56,31 @@ def writing_store(
     """The store open for writing, with its write lock held, for the body.
 
     A DuckDB file's lock is DuckDB's own (one writer per file); a DuckLake's is the ingest
-    lock in its catalog database (:func:`llem.store.lake.ingest_lock`), taken before the
-    lake is even attached, so that two first ingests cannot both create its tables.
+    lock in its catalog database (:func:`llem.store.lake.ingest_lock`). An existing lake is
+    attached before the lock is taken (loading the extensions takes a few tenths of a
+    second that no other writer should wait for: each statement reads the snapshot current
+    when it runs, so nothing read before the lock is used); a new one is created under it,
+    so that two first ingests cannot both create its tables.
     """
     address = parse_store_address(store)
     if isinstance(address, LakeAddress):
-        with ingest_lock(address, timeout_sec=lock_timeout_sec, notify=notify):
-            conn = _open_lake(address, create=create)
-            try:
-                yield conn
-            finally:
-                conn.close()
+        try:
+            attached: duckdb.DuckDBPyConnection | None = connect_lake(address, read_only=False)
+        except NoStoreError:
+            if not create:
+                raise
+            attached = None
+        try:
+            with ingest_lock(address, timeout_sec=lock_timeout_sec, notify=notify):
+                conn = _open_lake(address, attached)
+                attached = None  # _open_lake owns it now
+                try:
+                    yield conn
+                finally:
+                    conn.close()
+        finally:
+            if attached is not None:
+                attached.close()
         return
     conn = open_store(address, lock_timeout_sec=lock_timeout_sec, notify=notify, create=create)
     try:
@@ -75,10 +89,13 @@ def writing_store(
         conn.close()
 
 
-def _open_lake(address: LakeAddress, *, create: bool) -> duckdb.DuckDBPyConnection:
-    """A DuckLake open for writing (the caller holds the ingest lock): initialised if new,
-    refused if its schema version is not this llem's."""
-    conn = connect_lake(address, read_only=False, create=create)
+def _open_lake(address: LakeAddress, attached: duckdb.DuckDBPyConnection | None
+               ) -> duckdb.DuckDBPyConnection:
+    """A DuckLake open for writing (the caller holds the ingest lock): ``attached``, or a new
+    lake when there is none yet; its tables created if new, refused if its schema version is
+    not this llem's."""
+    conn = attached if attached is not None else connect_lake(address, read_only=False,
+                                                              create=True)
     try:
         version = read_store_version(conn, address)
         if version is None:
