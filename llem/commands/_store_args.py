@@ -21,13 +21,19 @@ def add_store_options(parser: argparse.ArgumentParser) -> None:
         f"{LAKE_SCHEME}://[USER@]HOST[:PORT]/DBNAME?data_path=DIR (password from PGPASSWORD, "
         "~/.pgpass or a service file).",
     )
+    add_lock_timeout_option(parser)
+
+
+def add_lock_timeout_option(parser: argparse.ArgumentParser,
+                            what: str = "the store") -> None:
+    """``--lock-timeout SEC``: how long to wait for another process's lock."""
     parser.add_argument(
         "--lock-timeout",
         type=float,
         default=DEFAULT_LOCK_TIMEOUT_SEC,
         metavar="SEC",
         dest="lock_timeout_sec",
-        help="Seconds to wait while another process holds the store "
+        help=f"Seconds to wait while another process holds {what} "
         f"(default: {DEFAULT_LOCK_TIMEOUT_SEC:g}).",
     )
 

@@ -7,11 +7,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from llem.commands._store_args import add_store_options, notify
+from llem.commands._store_args import add_lock_timeout_option, add_store_options, notify
 from llem.constants import DEFAULT_STORE_PATH
 from llem.store import QUERY_FORMATS
 from llem.store.lake import DEFAULT_ORPHAN_AGE_SEC
-from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC
 from llem.store_address import LAKE_SCHEME
 
 
@@ -52,12 +51,7 @@ def _register_copy(actions: argparse._SubParsersAction) -> None:
                       "created if absent.")
     copy.add_argument("--dry-run", action="store_true",
                       help="Say what would be copied; write nothing.")
-    copy.add_argument(
-        "--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT_SEC, metavar="SEC",
-        dest="lock_timeout_sec",
-        help="Seconds to wait while another process holds either store "
-        f"(default: {DEFAULT_LOCK_TIMEOUT_SEC:g}).",
-    )
+    add_lock_timeout_option(copy, "either store")
     copy.set_defaults(func=_copy)
 
 

@@ -40,10 +40,9 @@ from llem.store.ddl import (
     TIMESERIES,
     Table,
 )
-from llem.store.ingest import _user_name
 from llem.store.lake import lake_error, tag_copy
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, store_error
-from llem.store.write import ROW_KEYS, insert_arrow, rollback, set_meta, writer_meta
+from llem.store.write import ROW_KEYS, insert_arrow, rollback, set_meta, user_name, writer_meta
 from llem.store_address import LakeAddress, StoreAddress, parse_store_address
 
 #: The tables a copy brings, in the order it writes them (``store_meta`` stays behind).
@@ -207,7 +206,7 @@ def _copy(src: duckdb.DuckDBPyConnection, dst: duckdb.DuckDBPyConnection, batche
                    "sums match the source")
         set_meta(dst, writer_meta())
         if lake:
-            tag_copy(dst, report.batches, _user_name(), report.source)
+            tag_copy(dst, report.batches, user_name(), report.source)
         dst.commit()
     except BaseException:
         rollback(dst)

@@ -27,7 +27,6 @@ place is checked before any work, so a receipt that cannot be written stores not
 from __future__ import annotations
 
 import gc
-import getpass
 import hashlib
 import json
 import os
@@ -69,6 +68,7 @@ from llem.store.write import (
     insert_rowsets,
     rollback,
     set_meta,
+    user_name,
     writer_meta,
 )
 from llem.store_address import LakeAddress, parse_store_address
@@ -738,7 +738,7 @@ def _write_batch(
         report.committed_at = datetime.now(UTC)
         _record_batch(conn, report, started_at)
         if lake:
-            tag_commit(conn, batch_id, _user_name())
+            tag_commit(conn, batch_id, user_name())
         conn.commit()
     except BaseException:
         report.batch_id = None
@@ -754,7 +754,7 @@ def _record_batch(conn: duckdb.DuckDBPyConnection, report: IngestReport,
         "batch_id": report.batch_id,
         "started_at": started_at,
         "committed_at": report.committed_at,
-        "user_name": _user_name(),
+        "user_name": user_name(),
         "host": socket.gethostname(),
         "llem_version": __version__,
         "duckdb_version": duckdb.__version__,
@@ -768,10 +768,3 @@ def _record_batch(conn: duckdb.DuckDBPyConnection, report: IngestReport,
     }
     insert_arrow(conn, INGEST_BATCHES, [arrow_table(INGEST_BATCHES, [row])])
     set_meta(conn, writer_meta())
-
-
-def _user_name() -> str | None:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry, e.g. in some containers
-        return None

@@ -9,6 +9,7 @@ nothing here opens, begins or commits anything.
 from __future__ import annotations
 
 import contextlib
+import getpass
 from collections.abc import Container, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -115,6 +116,15 @@ def set_meta(conn: duckdb.DuckDBPyConnection, values: dict[str, str]) -> None:
     for key, value in values.items():
         conn.execute("DELETE FROM store_meta WHERE key = ?", [key])
         conn.execute("INSERT INTO store_meta (key, value) VALUES (?, ?)", [key, value])
+
+
+def user_name() -> str | None:
+    """The operating-system user running this process, as batches and snapshots record it
+    (None where there is no passwd entry, as in some containers)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
 
 
 def writer_meta() -> dict[str, str]:
