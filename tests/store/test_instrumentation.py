@@ -14,6 +14,7 @@ from llem.store.ingest import ingest_paths
 from tests import documents as docs
 from tests import store_documents as sdocs
 from tests.store_documents import fetch_all
+from tests.store_kinds import StoreUnderTest
 
 COST_COLUMNS = ("sampler_cpu_sec", "sampler_cpu_fraction", "sampler_reads",
                 "sampler_mean_read_ms", "instrumentation")
@@ -36,9 +37,9 @@ def measured_result(experiment_id: str) -> dict:
     return doc
 
 
-def test_the_cost_is_queryable_and_shown(tmp_path: Path,
+def test_the_cost_is_queryable_and_shown(tmp_path: Path, empty_store: StoreUnderTest,
                                          capsys: pytest.CaptureFixture[str]) -> None:
-    store = tmp_path / "llem.duckdb"
+    store = empty_store.store
     files = [docs.write(tmp_path, "new.json", measured_result("camp/run1/cost")),
              docs.write(tmp_path, "old.json", sdocs.renamed(docs.v3_aggregated(), "old"))]
     assert ingest_paths(files, store).ok

@@ -15,6 +15,7 @@ from llem.cli import main
 from llem.store.ingest import ingest_paths
 from tests import documents as docs
 from tests import store_documents as sdocs
+from tests.store_kinds import KINDS, make_store
 
 STORE_DOC = Path(__file__).resolve().parents[2] / "docs" / "store.md"
 
@@ -57,8 +58,9 @@ def _multi_cycle(folder: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="module", params=KINDS)
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The same results in a store of each kind: the docs' questions answer on both."""
     folder = tmp_path_factory.mktemp("questions")
     paths = [docs.write(folder, f"{run}-{bs}.json", _llem_result(run, bs, energy))
              for run, bs, energy in (("run1", 1, 120.0), ("run1", 4, 200.0),
@@ -70,14 +72,15 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             sdocs.renamed(docs.upstream_v3_aggregated(), "up-v3")))
     earlier = {k: v for k, v in sdocs.every_format().items() if k.startswith("v2")}
     paths.extend(sdocs.write_all(folder / "v2", earlier))
-    path = folder / "llem.duckdb"
+    (folder / "store").mkdir()
+    path = make_store(request.param, folder / "store", request).store
     assert ingest_paths(paths, path).ok
     return path
 
 
-def _run(store: Path, sql: str, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
+def _run(store: str, sql: str, capsys: pytest.CaptureFixture[str]) -> list[dict[str, Any]]:
     """The rows of ``sql`` through ``llem query``, checked against the Python API's."""
-    assert main(["query", "--store", str(store), "--format", "json", sql]) == 0
+    assert main(["query", "--store", store, "--format", "json", sql]) == 0
     rows = json.loads(capsys.readouterr().out)
     with llem.open_store(store) as handle:
         relation = handle.sql(sql)
@@ -91,7 +94,7 @@ def test_docs_show_five_questions() -> None:
 
 
 def test_j_per_output_token_by_model_and_batch_size_with_intervals(
-    store: Path, capsys: pytest.CaptureFixture[str]
+    store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rows = _run(store, questions()[0], capsys)
     multi = [r for r in rows if r["n"] == 2]
@@ -101,14 +104,14 @@ def test_j_per_output_token_by_model_and_batch_size_with_intervals(
     assert {r["energy_source"] for r in rows} >= {"nvml_counter", "unrecorded"}
 
 
-def test_adjusted_against_raw_energy(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_adjusted_against_raw_energy(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     rows = _run(store, questions()[1], capsys)
     ours = [r for r in rows if r["result_id"].startswith("default/run1/bs1")]
     assert ours[0]["raw_j"] == 120.0 and ours[0]["adjusted_j"] == 100.0
     assert ours[0]["adjusted_share"] == pytest.approx(100 / 120)
 
 
-def test_throughput_over_time(store: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_throughput_over_time(store: str, capsys: pytest.CaptureFixture[str]) -> None:
     rows = _run(store, questions()[2], capsys)
     days = {r["day"][:10] for r in rows}
     assert len(days) >= 3  # llem's results and the earlier tool's, measured on other days
@@ -116,7 +119,7 @@ def test_throughput_over_time(store: Path, capsys: pytest.CaptureFixture[str]) -
 
 
 def test_throttled_results_and_for_how_long(
-    store: Path, capsys: pytest.CaptureFixture[str]
+    store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rows = _run(store, questions()[3], capsys)
     assert [(r["result_id"], r["throttled_sec"]) for r in rows] == [("up-v3", 1.5)]
@@ -124,7 +127,7 @@ def test_throttled_results_and_for_how_long(
 
 
 def test_two_runs_of_one_campaign_side_by_side(
-    store: Path, capsys: pytest.CaptureFixture[str]
+    store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     rows = _run(store, questions()[4], capsys)
     assert [(r["experiment_name"], r["batch_size"]) for r in rows] == [("bs1", 1), ("bs4", 4)]

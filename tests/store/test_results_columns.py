@@ -13,6 +13,7 @@ from llem.store.ingest import ingest_paths
 from tests import documents as docs
 from tests import store_documents as sdocs
 from tests.store_documents import fetch_all
+from tests.store_kinds import StoreUnderTest
 
 #: Columns added in store schema version 3.
 V3_COLUMNS = (
@@ -54,8 +55,10 @@ def gpu_result(experiment_id: str) -> dict[str, Any]:
     return doc
 
 
-def test_every_row_has_the_columns_researchers_compare_on(tmp_path: Path) -> None:
-    store = tmp_path / "s.duckdb"
+def test_every_row_has_the_columns_researchers_compare_on(
+    tmp_path: Path, empty_store: StoreUnderTest
+) -> None:
+    store = empty_store.store
     cpu = sdocs.renamed(docs.v3_aggregated((150.0,)), "cpu-run")
     cpu["process_results"][0]["gpu_id"] = -1
     cpu["process_results"][0]["gpu_name"] = ""
