@@ -34,7 +34,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +42,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench_ingest import make_documents, write_files  # noqa: E402
-from bench_query import insert_results  # noqa: E402
+from bench_query import insert_results, median_ms  # noqa: E402
 
 import llem  # noqa: E402
 from llem.store.connection import open_store, open_store_read_only, writing_store  # noqa: E402
@@ -139,16 +138,6 @@ def bench_ingest(pg: PostgresServer, work: Path, per_ingester: int) -> tuple[str
         Figure(f"ingest {total}: {INGESTERS} processes into the lake", f"{lake_sec:.1f} s",
                f"{lake_sec / file_sec:.2f}"),
     ]
-
-
-def median_ms(run: Callable[[], object], repeats: int) -> float:
-    run()  # warm caches once
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append((time.perf_counter() - start) * 1000.0)
-    return statistics.median(times)
 
 
 def _same_groups(first: list[tuple], second: list[tuple]) -> bool:
