@@ -34,6 +34,7 @@ from llem.store.lake import (
     ingest_lock,
     lake_data_path,
     lake_error,
+    pin_lake,
 )
 from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, connect_waiting, store_error
 from llem.store.migrations import migrate
@@ -212,40 +213,40 @@ def open_store_read_only(
 
 def _open_lake_read_only(address: LakeAddress, export_dir: Path | None,
                          pinned: AsOf | None) -> duckdb.DuckDBPyConnection:
-    """A DuckLake attached read-only (at a snapshot, if pinned), then sealed."""
-    snapshot = pinned.snapshot if pinned is not None else None
-    copied = False
-    if pinned is not None and pinned.batch_id is not None:
-        snapshot, copied = _snapshot_of_batch(address, pinned.batch_id)
-    config = {"python_enable_replacements": False}
-    conn = connect_lake(address, read_only=True, snapshot=snapshot,
+    """A DuckLake attached read-only (at a snapshot, if pinned), then sealed. A batch is
+    looked up in the lake as it is now, and the lake attached again at its snapshot."""
+    batch_id = pinned.batch_id if pinned is not None else None
+    conn = connect_lake(address, read_only=True,
+                        snapshot=pinned.snapshot if pinned is not None else None,
                         snapshot_time=pinned.time if pinned is not None else None,
-                        config=config)
+                        config={"python_enable_replacements": False})
     try:
+        copied = False
+        if batch_id is not None:
+            snapshot, copied = _snapshot_of_batch(conn, address, batch_id)
+            pin_lake(conn, address, snapshot)
         _seal(conn, export_dir, lake_data_path(conn))
         _check_readable_version(conn, address)
-        if copied and pinned is not None and pinned.batch_id is not None:
+        if batch_id is not None and copied:
             # The copy's snapshot holds the batches copied after this one too: cut there.
-            pin_as_of(conn, address, pinned.batch_id)
+            pin_as_of(conn, address, batch_id)
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def _snapshot_of_batch(address: LakeAddress, batch_id: str) -> tuple[int, bool]:
+def _snapshot_of_batch(conn: duckdb.DuckDBPyConnection, address: LakeAddress,
+                       batch_id: str) -> tuple[int, bool]:
     """The snapshot ``batch_id`` committed in, and whether a store copy brought it."""
-    conn = connect_lake(address, read_only=True)
     try:
-        snapshot = batch_commit(conn, batch_id)
+        found = batch_commit(conn, batch_id)
     except duckdb.Error as exc:
         raise lake_error(address, exc, "cannot read store") from exc
-    finally:
-        conn.close()
-    if snapshot is None:
+    if found is None:
         raise StoreError(f"{address}: no ingest batch {batch_id!r} in this store (the full id, "
                          f"as 'llem store history --store {address}' lists it)")
-    return snapshot
+    return found
 
 
 def _seal(conn: duckdb.DuckDBPyConnection, export_dir: Path | None,
