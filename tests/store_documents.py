@@ -132,3 +132,29 @@ def v3_result_with_timeseries(
     path = folder / "result.json"
     path.write_text(json.dumps(doc))
     return path
+
+
+def aggregated_multi_cycle(path: Path, campaign: str, *, batch_size: int | None = None,
+                           model_name: str | None = None) -> Path:
+    """A two-cycle result of experiment ``mc`` built the way llem aggregates one (40 J and
+    90 J over 100 output tokens, 4 s and 10 s), written to ``path``."""
+    from llem.aggregate import aggregate_cycles
+    from llem.config.campaign import make_spec, parse_experiment
+    from llem.domain.experiment import AggregatedResult
+
+    spec = make_spec(parse_experiment({"config_name": "mc", "model_name": "tiny",
+                                       "num_cycles": 2}), campaign, "run1")
+    effective: dict[str, Any] = {"config_name": "mc"}
+    if batch_size is not None:
+        effective["batching"] = {"batch_size": batch_size}
+    cycles = []
+    for k, energy in enumerate((40.0, 90.0)):
+        doc = docs.v3_aggregated((energy,))
+        doc.update(cycle_id=k, output_tokens=100, energy_per_output_token_j=energy / 100,
+                   output_tokens_per_second=100 / (4.0 + 6 * k))
+        if model_name is not None:
+            doc["model_name"] = model_name
+        doc["effective_config"] = effective
+        cycles.append(AggregatedResult.model_validate(doc))
+    path.write_text(aggregate_cycles(cycles, spec).model_dump_json())
+    return path

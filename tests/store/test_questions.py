@@ -39,25 +39,6 @@ def _llem_result(run: str, batch_size: int, energy_j: float) -> dict[str, Any]:
     return doc
 
 
-def _multi_cycle(folder: Path) -> Path:
-    from llem.aggregate import aggregate_cycles
-    from llem.config.campaign import make_spec, parse_experiment
-    from llem.domain.experiment import AggregatedResult
-
-    spec = make_spec(parse_experiment({"config_name": "mc", "model_name": "tiny",
-                                       "num_cycles": 2}), "sweep", "run1")
-    cycles = []
-    for k, energy in enumerate((40.0, 90.0)):
-        doc = docs.v3_aggregated((energy,))
-        doc.update(cycle_id=k, output_tokens=100, energy_per_output_token_j=energy / 100,
-                   output_tokens_per_second=100 / (4.0 + 6 * k), model_name="tiny")
-        doc["effective_config"] = {"config_name": "mc", "batching": {"batch_size": 2}}
-        cycles.append(AggregatedResult.model_validate(doc))
-    path = folder / "mc.json"
-    path.write_text(aggregate_cycles(cycles, spec).model_dump_json())
-    return path
-
-
 @pytest.fixture(scope="module", params=KINDS)
 def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     """The same results in a store of each kind: the docs' questions answer on both."""
@@ -65,7 +46,8 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     paths = [docs.write(folder, f"{run}-{bs}.json", _llem_result(run, bs, energy))
              for run, bs, energy in (("run1", 1, 120.0), ("run1", 4, 200.0),
                                      ("run2", 1, 110.0), ("run2", 4, 190.0))]
-    paths.append(_multi_cycle(folder))
+    paths.append(sdocs.aggregated_multi_cycle(folder / "mc.json", "sweep", batch_size=2,
+                                              model_name="tiny"))
     # the earlier tool: its later line's real files, its "3.0.0" files, its v2 files
     paths.extend(sorted(docs.UPSTREAM_DIR.glob("*.json")))
     paths.append(docs.write(folder, "upstream-v3.json",

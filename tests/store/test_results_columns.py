@@ -94,21 +94,7 @@ def test_every_row_has_the_columns_researchers_compare_on(
 
 
 def test_cycles_of_a_multi_cycle_result_carry_its_intervals_and_n(tmp_path: Path) -> None:
-    from llem.aggregate import aggregate_cycles
-    from llem.config.campaign import make_spec, parse_experiment
-    from llem.domain.experiment import AggregatedResult
-
-    spec = make_spec(parse_experiment({"config_name": "mc", "model_name": "tiny",
-                                       "num_cycles": 2}), "c", "r")
-    cycles = []
-    for k, energy in enumerate((40.0, 90.0)):
-        doc = docs.v3_aggregated((energy,))
-        doc.update(cycle_id=k, output_tokens=100, energy_per_output_token_j=energy / 100,
-                   output_tokens_per_second=100 / (4.0 + 6 * k))
-        doc["effective_config"] = {"config_name": "mc"}
-        cycles.append(AggregatedResult.model_validate(doc))
-    path = tmp_path / "result.json"
-    path.write_text(aggregate_cycles(cycles, spec).model_dump_json())
+    path = sdocs.aggregated_multi_cycle(tmp_path / "result.json", "c")
     store = tmp_path / "s.duckdb"
     assert ingest_paths([path], store).ok
     rows = fetch_all(store, "SELECT cycle_id, num_cycles, ci_n, "
