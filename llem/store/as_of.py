@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 
 from llem.errors import StoreError
-from llem.store.ddl import INGEST_BATCHES, TABLES, VIEWS, sql_string
+from llem.store.ddl import INGEST_BATCHES, TABLES, VIEWS, batch_column, sql_string
 from llem.store.lock import store_error
 
 
@@ -93,7 +93,7 @@ def pin_as_of(conn: duckdb.DuckDBPyConnection, path: str | Path, batch_id: str) 
         for table in TABLES:
             if table.name in UNFILTERED:
                 continue
-            column = "batch_id" if table is INGEST_BATCHES else "ingest_batch_id"
+            column = batch_column(table)
             conn.execute(
                 f"CREATE TEMP VIEW {table.name} AS SELECT * FROM {catalog}.main.{table.name} "
                 f"WHERE {column} IN ({included})"

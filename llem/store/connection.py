@@ -46,6 +46,15 @@ from llem.version import __version__
 StoreLike = str | Path | LakeAddress
 
 
+def store_failure(store: StoreLike, error: BaseException, failed: str) -> StoreError:
+    """One line for a DuckDB failure on either kind of store: what ``failed``, and why (a
+    damaged file, a catalog that cannot be reached, ...)."""
+    address = parse_store_address(store)
+    if isinstance(address, LakeAddress):
+        return lake_error(address, error, failed)
+    return store_error(address, error, failed)
+
+
 @contextmanager
 def writing_store(
     store: StoreLike,
@@ -328,7 +337,7 @@ def read_store_version(conn: duckdb.DuckDBPyConnection, path: StoreLike) -> int 
             "SELECT value FROM store_meta WHERE key = 'store_schema_version'"
         ).fetchall()
     except duckdb.Error as exc:
-        raise store_error(path, exc, "cannot read store") from exc
+        raise store_failure(path, exc, "cannot read store") from exc
     if not rows:
         raise StoreError(f"{path}: store_meta has no store_schema_version")
     try:
@@ -337,7 +346,7 @@ def read_store_version(conn: duckdb.DuckDBPyConnection, path: StoreLike) -> int 
         raise StoreError(f"{path}: store_schema_version {rows[0][0]!r} is not a number") from exc
 
 
-def verify_store(conn: duckdb.DuckDBPyConnection, path: str | Path) -> None:
+def verify_store(conn: duckdb.DuckDBPyConnection, path: StoreLike) -> None:
     """Read every column of every table once, so that DuckDB checks each block's checksum;
     a damaged file is refused here rather than met halfway through later work.
 
@@ -349,7 +358,7 @@ def verify_store(conn: duckdb.DuckDBPyConnection, path: str | Path) -> None:
             name = '"' + table.replace('"', '""') + '"'
             conn.execute(f"SELECT max(hash(COLUMNS(*))) FROM {name}").fetchall()
     except duckdb.Error as exc:
-        raise store_error(path, exc, "cannot read store") from exc
+        raise store_failure(path, exc, "cannot read store") from exc
 
 
 def _table_names(conn: duckdb.DuckDBPyConnection) -> list[str]:

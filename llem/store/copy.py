@@ -29,7 +29,7 @@ import pyarrow as pa
 
 from llem.errors import NoStoreError, StoreError, shown_name
 from llem.store.as_of import BATCH_ORDER
-from llem.store.connection import StoreLike, open_store_read_only, writing_store
+from llem.store.connection import StoreLike, open_store_read_only, store_failure, writing_store
 from llem.store.ddl import (
     DOCUMENTS,
     INGEST_BATCHES,
@@ -39,9 +39,10 @@ from llem.store.ddl import (
     TABLES,
     TIMESERIES,
     Table,
+    batch_column,
 )
-from llem.store.lake import lake_error, tag_copy
-from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, store_error
+from llem.store.lake import tag_copy
+from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify
 from llem.store.write import ROW_KEYS, insert_arrow, rollback, set_meta, user_name, writer_meta
 from llem.store_address import LakeAddress, StoreAddress, parse_store_address
 
@@ -118,7 +119,7 @@ def copy_store(
                                notify=notify) as dst:
                 _copy(src, dst, batches, report, isinstance(dst_address, LakeAddress), notify)
         except duckdb.Error as exc:
-            raise _error(dst_address, exc, "copy failed, nothing copied") from exc
+            raise store_failure(dst_address, exc, "copy failed, nothing copied") from exc
     finally:
         src.close()
     return report
@@ -133,25 +134,15 @@ def _same_store(a: StoreAddress, b: StoreAddress) -> bool:
     return False
 
 
-def _error(address: StoreAddress, exc: duckdb.Error, failed: str) -> StoreError:
-    if isinstance(address, LakeAddress):
-        return lake_error(address, exc, failed)
-    return store_error(address, exc, failed)
-
-
 def _batch_ids(conn: duckdb.DuckDBPyConnection) -> list[str]:
     """The store's batch ids in commit order."""
     rows = conn.execute(f"SELECT batch_id FROM {INGEST_BATCHES.name} ORDER BY {BATCH_ORDER}")
     return [row[0] for row in rows.fetchall()]
 
 
-def _batch_column(table: Table) -> str:
-    return "batch_id" if table is INGEST_BATCHES else "ingest_batch_id"
-
-
 def _in_batches(table: Table) -> str:
     """A WHERE clause keeping the rows of the batches bound as its one parameter."""
-    return f"WHERE {_batch_column(table)} IN (SELECT unnest(?::VARCHAR[]))"
+    return f"WHERE {batch_column(table)} IN (SELECT unnest(?::VARCHAR[]))"
 
 
 def _dry_run(src: duckdb.DuckDBPyConnection, dst_address: StoreAddress, batches: list[str],
@@ -263,7 +254,7 @@ def _refuse_held_ids(src: duckdb.DuckDBPyConnection, dst: duckdb.DuckDBPyConnect
 
 def _counts(conn: duckdb.DuckDBPyConnection, table: Table, batches: list[str]) -> dict[str, int]:
     """Rows of ``table`` per batch, for the batches that have any."""
-    column = _batch_column(table)
+    column = batch_column(table)
     rows = conn.execute(f"SELECT {column}, count(*) FROM {table.name} {_in_batches(table)} "
                         f"GROUP BY {column}", [batches]).fetchall()
     return dict(rows)

@@ -474,6 +474,11 @@ VIEWS: dict[str, str] = {
 }
 
 
+def batch_column(table: Table) -> str:
+    """The column naming the ingest batch that added each row of ``table``."""
+    return "batch_id" if table is INGEST_BATCHES else "ingest_batch_id"
+
+
 def create_table_sql(table: Table, *, primary_key: bool = True) -> list[str]:
     """``CREATE TABLE`` plus one ``COMMENT ON`` per column and one for the table; without
     the primary key for a DuckLake, which has none."""

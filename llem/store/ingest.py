@@ -47,7 +47,7 @@ from llem.columns import table_from_columns
 from llem.errors import LlemError, ResultLoadError, StoreError, shown_name
 from llem.io import write_json_atomic
 from llem.results.loader import LoadedResult, decode_document, is_unicode_text, parse_document
-from llem.store.connection import StoreLike, open_store_read_only, writing_store
+from llem.store.connection import StoreLike, open_store_read_only, store_failure, writing_store
 from llem.store.ddl import (
     CYCLE_STATISTICS,
     DOCUMENTS,
@@ -57,8 +57,8 @@ from llem.store.ddl import (
     TIMESERIES,
     arrow_table,
 )
-from llem.store.lake import lake_error, tag_commit
-from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify, store_error
+from llem.store.lake import tag_commit
+from llem.store.lock import DEFAULT_LOCK_TIMEOUT_SEC, Notify
 from llem.store.rows import Provenance, RowSet, build_rows
 from llem.store.timeseries import read_timeseries_file, timeseries_rows
 from llem.store.write import (
@@ -242,9 +242,7 @@ def _ingest(
         with writing_store(address, lock_timeout_sec=lock_timeout_sec, notify=notify) as conn:
             _judge_and_write(conn, candidates, report, batch_id, started_at, strict, lake)
     except duckdb.Error as exc:
-        if isinstance(address, LakeAddress):
-            raise lake_error(address, exc, "ingest failed, nothing stored") from exc
-        raise store_error(address, exc, "ingest failed, nothing stored") from exc
+        raise store_failure(address, exc, "ingest failed, nothing stored") from exc
     if receipt_path is not None and not (strict and not report.ok):
         try:
             write_json_atomic(receipt_path, report.receipt())
